@@ -1,0 +1,46 @@
+"""Trustworthy, non-blocking audit logs of ML training runs, for the standard ``logging`` module.
+
+Records that carry audit fields in ``extra`` are written by the handlers of
+this package; everything else about ``logging`` stays as it is::
+
+    import logging, logging.config
+    logging.config.dictConfig({
+        "version": 1,
+        "handlers": {
+            "journal": {"class": "audit_logging.JsonlHandler", "directory": "logs"},
+            "audit": {"class": "audit_logging.AuditQueueHandler", "handlers": ["journal"]},
+        },
+        "root": {"handlers": ["audit"], "level": "INFO"},
+    })
+    logging.getLogger("trainer").info(
+        "Training started", extra={"event": "TRAINING_STARTED", "model": "RandomForest"}
+    )
+"""
+
+from audit_logging.config import configure
+from audit_logging.formatters import AuditJsonFormatter
+from audit_logging.queue import AuditQueueHandler
+from audit_logging.schema import (
+    ActionType,
+    Event,
+    UnknownEventError,
+    WarningType,
+    register_event,
+)
+from audit_logging.writers import AuditWriter, JsonlHandler
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActionType",
+    "AuditJsonFormatter",
+    "AuditQueueHandler",
+    "AuditWriter",
+    "Event",
+    "JsonlHandler",
+    "UnknownEventError",
+    "WarningType",
+    "__version__",
+    "configure",
+    "register_event",
+]

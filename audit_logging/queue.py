@@ -1,0 +1,505 @@
+"""AuditQueueHandler: the non-blocking fan-out between callers and the writers.
+
+The caller's thread only snapshots the record and puts it on a queue; one
+listener thread hands batches of records to the target handlers. This is the
+job of the stdlib :class:`logging.handlers.QueueHandler` and
+:class:`~logging.handlers.QueueListener`, but those cannot be used as they are:
+
+* ``QueueHandler.prepare()`` formats the message, folds the traceback into it
+  and copies the record in the caller's thread (cpython #89087), which costs
+  the caller about 2x a plain ``logger.info``;
+* ``dictConfig`` treats ``QueueHandler`` subclasses differently on each
+  version: 3.12+ attaches a listener it never starts (cpython #117827) and
+  drops subclass keyword arguments (#118868); 3.10/3.11 reject a
+  ``handlers`` key;
+* ``QueueListener`` hands records one at a time (a writer cannot take its file
+  lock once per batch), has no flush barrier, and its ``stop()`` crashes
+  when called twice before 3.13.
+
+So this is a plain :class:`logging.Handler` that resolves the handler names it
+is given itself. Override points, as in the stdlib: :meth:`prepare` (the
+caller-side snapshot), :meth:`enqueue` (the put), :meth:`dispatch` (what the
+listener does with a batch).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import types
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, Literal
+
+__all__ = ["AuditQueueHandler", "QueueFullPolicy"]
+
+QueueFullPolicy = Literal["block", "drop"]
+
+_IMMUTABLE: Final = frozenset({str, int, float, bool, type(None), bytes, complex})
+
+#: ``extra`` keys whose values are copied at call time (any audit key may hold a container).
+_SNAPSHOT_KEYS: Final = (
+    "event",
+    "dataset",
+    "model",
+    "decision",
+    "reasoning",
+    "metrics_snapshot",
+    "details",
+    "error",
+    "status",
+    "action_type",
+    "warning_type",
+    "recommendation",
+    "fingerprint",
+    "severity",
+    "git_commit",
+    "experiment",
+)
+
+
+def snapshot(value: Any, _memo: dict[int, Any] | None = None) -> Any:
+    """A copy of ``value`` that later mutation of the original cannot change.
+
+    Containers (dict, list, tuple, set) are copied recursively; numpy arrays
+    with ``copy()``; immutable scalars and other objects are kept as they are.
+    Cycles are preserved, not followed forever.
+    """
+    t = type(value)
+    if t in _IMMUTABLE:
+        return value
+    if t is dict:
+        # The common case, a flat dict of numbers or strings: one C-level copy.
+        for v in value.values():
+            if type(v) not in _IMMUTABLE:
+                break
+        else:
+            return value.copy()
+    if _memo is None:
+        _memo = {}
+    ident = id(value)
+    if ident in _memo:
+        return _memo[ident]
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        _memo[ident] = out
+        try:
+            for k, v in list(value.items()):
+                out[k] = snapshot(v, _memo)
+        except Exception:  # a mapping that cannot be iterated: keep what we have
+            pass
+        return out
+    if isinstance(value, list):
+        lst: list[Any] = []
+        _memo[ident] = lst
+        lst.extend(snapshot(v, _memo) for v in value)
+        return lst
+    if isinstance(value, tuple):
+        return tuple(snapshot(v, _memo) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return frozenset(value) if t is frozenset else set(value)
+    copy = getattr(value, "copy", None)
+    if copy is not None and type(value).__module__ == "numpy":
+        try:
+            return copy()
+        except Exception:
+            return value
+    return value
+
+
+class _FlushRequest:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP: Final = object()
+
+
+def _find_config_handlers() -> Mapping[str, Any] | None:
+    """The handlers built so far by the ``dictConfig``/``fileConfig`` call that is running us.
+
+    ``dictConfig`` builds handlers in sorted name order, so the targets named in
+    our ``handlers`` list may not exist yet when we are built (``"audit"`` sorts
+    before ``"journal"``), and once it returns, a target that no logger holds is
+    garbage-collected (``logging`` keeps only weak references). Both
+    configurators keep a dict ``handlers`` of name -> handler (or its config,
+    until built) in a local of their frame; holding that dict keeps every
+    target alive until we resolve our names from it.
+    """
+    frame: types.FrameType | None = sys._getframe(2)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "logging.config":
+            handlers = frame.f_locals.get("handlers")
+            if isinstance(handlers, dict):
+                return handlers
+        frame = frame.f_back
+    return None
+
+
+class AuditQueueHandler(logging.Handler):
+    """Puts records on a bounded queue; one listener thread hands them to ``handlers``.
+
+    ``handlers`` are handler objects, or names of handlers of the same
+    ``dictConfig``/``fileConfig`` set-up. The queue handler owns them: it keeps
+    them alive, ``flush()`` returns once every record enqueued before the call
+    has been written and flushed by every target, and ``close()`` drains the
+    queue, stops the listener and closes the targets in the order given (so a
+    mirror listed last sees the writers' final bytes). The queue is drained at
+    interpreter exit too, also after an uncaught exception, and in a process
+    started by ``multiprocessing`` when it ends.
+
+    The queue holds at most ``queue_size`` records. When it is full, the
+    ``"block"`` policy (the default: audit records matter) makes the caller
+    wait up to ``block_timeout`` seconds for room; the ``"drop"`` policy, and a
+    block that times out, drop the record and count it in :attr:`dropped`.
+    Nothing ever raises into the caller.
+    """
+
+    def __init__(
+        self,
+        handlers: Iterable[logging.Handler | str] = (),
+        level: int | str = logging.NOTSET,
+        *,
+        queue_size: int = 100_000,
+        full_policy: QueueFullPolicy = "block",
+        block_timeout: float = 1.0,
+        batch_size: int = 1_000,
+        flush_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(level)
+        if full_policy not in ("block", "drop"):
+            raise ValueError(f"full_policy must be 'block' or 'drop', not {full_policy!r}")
+        if queue_size < 1 or batch_size < 1:
+            raise ValueError("queue_size and batch_size must be at least 1")
+        self.queue_size = queue_size
+        self.full_policy: QueueFullPolicy = full_policy
+        self.block_timeout = block_timeout
+        self.batch_size = batch_size
+        self.flush_timeout = flush_timeout
+        #: Records dropped because the queue stayed full.
+        self.dropped = 0
+        self._targets: list[logging.Handler] = []
+        self._spec: list[logging.Handler | str] | None = []
+        for item in handlers:
+            if not isinstance(item, (logging.Handler, str)):
+                raise TypeError(f"handlers must be logging.Handler objects or names, not {item!r}")
+            self._spec.append(item)
+        self._config_handlers: Mapping[str, Any] | None = None
+        if all(isinstance(item, logging.Handler) for item in self._spec):
+            self._resolve_targets(final=True)
+        else:
+            self._config_handlers = _find_config_handlers()
+            self._resolve_targets(final=self._config_handlers is None)
+        self._closed = False
+        self._reset_runtime_state()
+        _live_handlers.add(self)
+
+    # ------------------------------------------------------------------ targets
+
+    @property
+    def targets(self) -> Sequence[logging.Handler]:
+        """The target handlers, in the order given."""
+        self._resolve_targets(final=True)
+        return tuple(self._targets)
+
+    def _resolve_targets(self, final: bool) -> None:
+        spec = self._spec
+        if spec is None:
+            return
+        resolved: list[logging.Handler] = []
+        missing: list[str] = []
+        for item in spec:
+            if isinstance(item, logging.Handler):
+                resolved.append(item)
+                continue
+            found = None
+            if self._config_handlers is not None:
+                candidate = self._config_handlers.get(item)
+                if isinstance(candidate, logging.Handler):
+                    found = candidate
+            if found is None:
+                # A handler configured by hand, or earlier in fileConfig's order.
+                found = logging._handlers.get(item)  # type: ignore[attr-defined]
+            if isinstance(found, logging.Handler) and found is not self:
+                resolved.append(found)
+            else:
+                missing.append(item)
+        if missing and not final:
+            return
+        # Hold the targets ourselves and let go of the configurator's dict.
+        self._targets = resolved
+        self._spec = None
+        self._config_handlers = None
+        if missing:
+            names = ", ".join(repr(n) for n in missing)
+            raise ValueError(f"AuditQueueHandler: no handler named {names} is configured")
+
+    # ------------------------------------------------------------------ caller side
+
+    def _reset_runtime_state(self) -> None:
+        # Also the after-fork reset: the child gets its own queue and listener;
+        # records its parent had queued are the parent's to write.
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._not_full = threading.Condition(threading.Lock())
+        self._full_waiters = 0
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._dispatch_lock = threading.RLock()
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        """Filter, prepare and enqueue ``record``; takes no lock (the queue is thread-safe)."""
+        rv: Any = self.filter(record)
+        if rv:
+            if isinstance(rv, logging.LogRecord):  # 3.12+: a filter may return a new record
+                record = rv
+            self.emit(record)
+        return rv
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.enqueue(self.prepare(record))
+        except Exception:
+            self.handleError(record)
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        """Snapshot, in the caller's thread, what the caller could still change.
+
+        The audit fields' containers are copied, and %-args that are not
+        immutable are merged into the message now. Nothing is formatted or
+        serialised here; ``exc_info`` stays structured for the writers.
+        """
+        d = record.__dict__
+        for key in _SNAPSHOT_KEYS:
+            value = d.get(key)
+            if value is not None and type(value) not in _IMMUTABLE:
+                d[key] = snapshot(value)
+        args = record.args
+        if args:
+            values = args.values() if isinstance(args, Mapping) else args
+            if any(type(a) not in _IMMUTABLE for a in values):
+                try:
+                    record.msg = record.getMessage()
+                    record.args = None
+                except Exception:
+                    pass  # the writers report the malformed message
+        if type(record.msg) is not str:
+            record.msg = snapshot(record.msg)
+        return record
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        """Put ``record`` on the queue, applying the full-queue policy; starts the listener."""
+        if self._closed:
+            # After close (e.g. logging from a later atexit hook): write in the
+            # caller's thread rather than lose the record.
+            self.dispatch([record])
+            return
+        if self._thread is None:
+            self._start()
+        q = self._queue
+        if q.qsize() >= self.queue_size and not self._wait_for_room(record):
+            return
+        q.put(record)
+
+    def _wait_for_room(self, record: logging.LogRecord) -> bool:
+        if threading.current_thread() is self._thread:
+            return True  # the listener itself logged: waiting would deadlock
+        if self.full_policy == "block" and self._thread is not None and self._thread.is_alive():
+            deadline = time.monotonic() + self.block_timeout
+            with self._not_full:
+                self._full_waiters += 1
+                try:
+                    while self._queue.qsize() >= self.queue_size:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._not_full.wait(remaining)
+                    else:
+                        return True
+                finally:
+                    self._full_waiters -= 1
+        self.dropped += 1
+        if self.dropped == 1 or self.dropped % 10_000 == 0:
+            try:
+                raise OverflowError(
+                    f"AuditQueueHandler queue full ({self.queue_size} records): "
+                    f"{self.dropped} record(s) dropped so far"
+                )
+            except OverflowError:
+                self.handleError(record)
+        return False
+
+    # ------------------------------------------------------------------ listener side
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is not None:
+                return
+            self._resolve_targets(final=True)
+            thread = threading.Thread(
+                target=self._run, name=f"AuditQueueHandler-{self.name or id(self)}", daemon=True
+            )
+            # Daemon, because the interpreter joins non-daemon threads before
+            # atexit runs; the drain is done by our own exit hooks instead.
+            thread.start()
+            self._thread = thread
+
+    def _run(self) -> None:
+        q = self._queue
+        get_nowait = q.get_nowait
+        limit = self.batch_size
+        while True:
+            items = [q.get()]
+            try:
+                while len(items) < limit:
+                    items.append(get_nowait())
+            except queue.Empty:
+                pass
+            records: list[logging.LogRecord] = []
+            stop = False
+            for item in items:
+                if isinstance(item, logging.LogRecord):
+                    records.append(item)
+                    continue
+                if records:
+                    self.dispatch(records)
+                    records = []
+                if item is _STOP:
+                    stop = True
+                elif isinstance(item, _FlushRequest):
+                    self._flush_targets()
+                    item.done.set()
+            if records:
+                self.dispatch(records)
+            if self._full_waiters:
+                with self._not_full:
+                    self._not_full.notify_all()
+            if stop:
+                return
+
+    def dispatch(self, records: list[logging.LogRecord]) -> None:
+        """Hand ``records`` to every target; a target that raises does not stop the others.
+
+        Targets with a ``handle_batch(records)`` method (the audit writers) get
+        the whole batch, so that they lock and write once per batch; others get
+        ``handle(record)`` for each record at or above their level.
+        """
+        with self._dispatch_lock:
+            for target in self._targets:
+                batch = getattr(target, "handle_batch", None)
+                if batch is not None:
+                    try:
+                        batch(records)
+                    except Exception:
+                        target.handleError(records[0])
+                    continue
+                level = target.level
+                for record in records:
+                    if record.levelno >= level:
+                        try:
+                            target.handle(record)
+                        except Exception:
+                            target.handleError(record)
+
+    def _flush_targets(self) -> None:
+        for target in self._targets:
+            try:
+                target.flush()
+            except Exception:
+                pass
+
+    # ------------------------------------------------------------------ flush / close
+
+    def flush(self) -> None:
+        """Return once every record enqueued before this call is written and flushed.
+
+        Waits at most :attr:`flush_timeout` seconds (a hung disk must not hang
+        the caller forever).
+        """
+        thread = self._thread
+        if thread is None or not thread.is_alive() or threading.current_thread() is thread:
+            with self._dispatch_lock:
+                self._flush_targets()
+            return
+        request = _FlushRequest()
+        self._queue.put(request)
+        request.done.wait(self.flush_timeout)
+
+    def close(self) -> None:
+        """Drain the queue, stop the listener and close the targets in order. Idempotent."""
+        with self._start_lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._queue.put(_STOP)
+            thread.join(self.flush_timeout)
+        # Records put by a caller that raced with close() land after _STOP.
+        leftovers: list[logging.LogRecord] = []
+        while thread is None or not thread.is_alive():
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, logging.LogRecord):
+                leftovers.append(item)
+            elif isinstance(item, _FlushRequest):
+                item.done.set()
+        if leftovers:
+            self.dispatch(leftovers)
+        try:
+            self._resolve_targets(final=True)
+        except ValueError:
+            pass
+        for target in self._targets:
+            try:
+                target.close()
+            except Exception:
+                target.handleError(
+                    logging.LogRecord("audit_logging", logging.ERROR, "", 0, "close", None, None)
+                )
+        _live_handlers.discard(self)
+        super().close()
+
+    def __repr__(self) -> str:
+        names = ", ".join(t.name or type(t).__name__ for t in self._targets if t is not None)
+        return f"<{type(self).__name__} [{names}] ({logging.getLevelName(self.level)})>"
+
+
+# ---------------------------------------------------------------------- process hooks
+
+_live_handlers: weakref.WeakSet[AuditQueueHandler] = weakref.WeakSet()
+
+
+def _close_all() -> None:
+    for handler in list(_live_handlers):
+        try:
+            handler.close()
+        except Exception:
+            pass
+
+
+def _after_fork_in_child() -> None:
+    for handler in list(_live_handlers):
+        handler._reset_runtime_state()
+
+
+# atexit runs these before logging.shutdown() (registered earlier, run later),
+# so targets are closed in our order. threading's own exit hooks also run at
+# the end of a process started by multiprocessing, which skips atexit.
+atexit.register(_close_all)
+_register_threading_atexit = getattr(threading, "_register_atexit", None)
+if _register_threading_atexit is not None:
+    try:
+        _register_threading_atexit(_close_all)
+    except RuntimeError:  # imported during interpreter shutdown
+        pass
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

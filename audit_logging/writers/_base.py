@@ -1,0 +1,155 @@
+"""What every audit writer shares: record selection, batching, failure accounting, files.
+
+A writer is a :class:`logging.Handler` that takes only the records carrying its
+``extra`` key (:attr:`AuditWriter.key`) and writes a whole batch at once
+(:meth:`AuditWriter.handle_batch`, called by the queue handler's listener), so
+that it takes its cross-process file lock once per batch, not once per record.
+Used directly on a logger, it writes each record as a batch of one.
+
+Failures never raise into the caller: a failed write is counted in
+:attr:`~AuditWriter.records_failed` and reported through ``handleError`` once
+per burst (the first failure after a success), not once per record; a record
+that breaks the schema is counted in :attr:`~AuditWriter.records_rejected`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+import weakref
+from collections.abc import Sequence
+from typing import ClassVar
+
+__all__ = ["AuditWriter", "open_append", "write_all"]
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_REPORT_EVERY = 60.0  # seconds between two reports of the same rejection
+
+
+def ensure_directory(directory: str, mode: int = 0o700) -> None:
+    os.makedirs(directory, mode=mode, exist_ok=True)
+
+
+def open_append(path: str, file_mode: int = 0o600, dir_mode: int = 0o700) -> int:
+    """Open ``path`` for appending (creating it and its directory), never through a symlink."""
+    # Read access too: a writer reads its own tail (the last seq) under its lock.
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | _O_CLOEXEC | _O_NOFOLLOW
+    try:
+        return os.open(path, flags, file_mode)
+    except FileNotFoundError:
+        ensure_directory(os.path.dirname(path) or ".", dir_mode)
+        return os.open(path, flags, file_mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(exc.errno, f"refusing to follow a symlink at {path!r}") from exc
+        raise
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (a write may be partial)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class AuditWriter(logging.Handler):
+    """Base of the audit writers: subclasses set :attr:`key` and implement :meth:`write_records`."""
+
+    #: The ``extra`` key a record must carry to be written by this writer.
+    key: ClassVar[str] = ""
+
+    def __init__(
+        self, level: int | str = logging.NOTSET, *, file_mode: int = 0o600, dir_mode: int = 0o700
+    ) -> None:
+        super().__init__(level)
+        self.file_mode = file_mode
+        self.dir_mode = dir_mode
+        #: Records written so far.
+        self.records_written = 0
+        #: Records that could not be written (I/O errors); reported once per burst.
+        self.records_failed = 0
+        #: Records refused because they break the schema (e.g. an unknown event).
+        self.records_rejected = 0
+        self._failing = False
+        self._last_reports: dict[str, float] = {}
+        _live_writers.add(self)
+
+    # ------------------------------------------------------------------ selection
+
+    def selects(self, record: logging.LogRecord) -> bool:
+        """Whether ``record`` carries :attr:`key` and passes this writer's level and filters."""
+        return (
+            self.key in record.__dict__
+            and record.levelno >= self.level
+            and bool(self.filter(record))
+        )
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        self.handle_batch([record])
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle_batch([record])
+
+    def handle_batch(self, records: Sequence[logging.LogRecord]) -> None:
+        """Write those of ``records`` that this writer selects, in one locked write."""
+        selected = [r for r in records if self.selects(r)]
+        if not selected:
+            return
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self.write_records(selected)
+            except Exception as exc:
+                self.records_failed += len(selected)
+                if not self._failing:
+                    self._failing = True
+                    self._report(selected[0], exc)
+            else:
+                self._failing = False
+
+    def write_records(self, records: Sequence[logging.LogRecord]) -> None:
+        """Render and write ``records`` (already selected), under :attr:`lock`. Override this."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ reporting
+
+    def _report(self, record: logging.LogRecord, exc: BaseException) -> None:
+        # handleError prints the exception being handled; raise it to be sure it is that one.
+        try:
+            raise exc
+        except BaseException:
+            self.handleError(record)
+
+    def reject(self, record: logging.LogRecord, error: Exception) -> None:
+        """Refuse ``record``: count it and report ``error`` (at most once a minute per message)."""
+        self.records_rejected += 1
+        message = str(error)
+        now = time.monotonic()
+        last = self._last_reports.get(message)
+        if last is None or now - last >= _REPORT_EVERY:
+            self._last_reports[message] = now
+            self._report(record, error)
+
+    # ------------------------------------------------------------------ fork
+
+    def _after_fork_in_child(self) -> None:
+        """Forget file descriptors shared with the parent (their locks are the parent's)."""
+
+
+_live_writers: weakref.WeakSet[AuditWriter] = weakref.WeakSet()
+
+
+def _reset_writers_in_child() -> None:
+    for writer in list(_live_writers):
+        try:
+            writer._after_fork_in_child()
+        except Exception:
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_writers_in_child)

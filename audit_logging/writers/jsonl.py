@@ -1,0 +1,215 @@
+"""JsonlHandler: the daily JSON Lines journal of ML events.
+
+File layout: ``{directory}/{prefix}-{YYYY-MM-DD}.jsonl`` (UTC day of the
+record's creation time), or ``{prefix}-{YYYY-MM-DD}-{session_id}.jsonl`` with
+``per_session=True``. One record per line, in the field order of
+:data:`audit_logging.schema.JOURNAL_FIELDS` and the context fields, ``seq``
+numbering the lines of each file from 1.
+
+Several processes may append to one file (multi-GPU ranks, data-loader
+workers). Each batch is written with one ``write()`` on an ``O_APPEND``
+descriptor while holding an exclusive ``portalocker`` lock on the file (the
+lock concurrent-log-handler is built on). ``O_APPEND`` alone would keep whole
+lines apart, but the lock is needed to number lines: reading the last ``seq``
+and appending must be one step, whoever wrote last. concurrent-log-handler's
+handlers themselves are not used: they lock, stat and write once per record
+(about 16 us each here) and rotate by size and renaming, whereas a journal
+rotates by name at UTC midnight and never renames.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import portalocker
+
+from audit_logging.schema import (
+    EVENT_KEY,
+    UnknownEventError,
+    dumps,
+    event_name,
+    is_known_event,
+    journal_record,
+    session_id,
+)
+from audit_logging.writers._base import AuditWriter, open_append, write_all
+
+__all__ = ["JsonlHandler"]
+
+_TAIL_CHUNK = 64 * 1024
+_TAIL_LIMIT = 4 * 1024 * 1024
+
+
+@dataclass
+class _Journal:
+    path: str
+    fd: int
+    end: int = -1  # file size after our last write; -1 = unknown
+    seq: int = 0  # seq of the last line in the file
+
+
+def read_last_seq(fd: int, size: int) -> tuple[int, bool]:
+    """The ``seq`` of the last whole line of a journal, and whether the file ends in a newline.
+
+    Reads backwards from the end, never the whole file. A torn last line
+    (no newline) or a line that is not a journal line is skipped.
+    """
+    if size == 0:
+        return 0, True
+    ends_clean = os.pread(fd, 1, size - 1) == b"\n"
+    pos = size
+    buffer = b""
+    while pos > 0 and size - pos < _TAIL_LIMIT:
+        start = max(0, pos - _TAIL_CHUNK)
+        buffer = os.pread(fd, pos - start, start) + buffer
+        pos = start
+        lines = buffer.split(b"\n")
+        # lines[0] may be cut by the chunk boundary unless we reached the start.
+        complete = lines if pos == 0 else lines[1:]
+        if not ends_clean:
+            complete = complete[:-1]
+        for line in reversed(complete):
+            if not line.strip():
+                continue
+            try:
+                seq = json.loads(line).get("seq")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(seq, int):
+                return seq, ends_clean
+    return 0, ends_clean
+
+
+class JsonlHandler(AuditWriter):
+    """Writes records carrying ``event`` as lines of a daily JSONL journal.
+
+    Every journal field is present on every line (``null`` where the record
+    does not carry it), then the context ``level, logger, message, session_id,
+    host, pid, exception, seq``. An ``event`` that is neither a standard
+    :class:`~audit_logging.Event` nor registered with
+    :func:`~audit_logging.register_event` is not written: it is counted in
+    :attr:`records_rejected` and reported through ``handleError``.
+    """
+
+    key = EVENT_KEY
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] = "logs",
+        prefix: str = "ml-platform",
+        per_session: bool = False,
+        level: int | str = logging.NOTSET,
+        *,
+        file_mode: int = 0o600,
+        dir_mode: int = 0o700,
+    ) -> None:
+        super().__init__(level, file_mode=file_mode, dir_mode=dir_mode)
+        self.directory = os.fspath(directory)
+        self.prefix = prefix
+        self.per_session = per_session
+        self._journals: dict[str, _Journal] = {}
+
+    def path_for(self, day: str, session: str | None = None) -> str:
+        """The journal file of UTC ``day`` (``YYYY-MM-DD``)."""
+        name = f"{self.prefix}-{day}"
+        if self.per_session:
+            name += f"-{session or session_id()}"
+        return os.path.join(self.directory, name + ".jsonl")
+
+    @property
+    def baseFilename(self) -> str:
+        """Today's journal path (as ``logging.FileHandler.baseFilename``)."""
+        return os.path.abspath(self.path_for(time.strftime("%Y-%m-%d", time.gmtime())))
+
+    def write_records(self, records: Sequence[logging.LogRecord]) -> None:
+        session = session_id()
+        by_path: dict[str, list[bytes]] = {}
+        for record in records:
+            name = event_name(record.__dict__[EVENT_KEY])
+            if name is None or not is_known_event(name):
+                self.reject(
+                    record,
+                    UnknownEventError(
+                        f"unknown journal event {record.__dict__[EVENT_KEY]!r}: use an "
+                        "audit_logging.Event or register it with audit_logging.register_event()"
+                    ),
+                )
+                continue
+            fields = journal_record(record, session)
+            body = dumps(fields)
+            by_path.setdefault(self.path_for(fields["timestamp"][:10], session), []).append(body)
+        for path, bodies in by_path.items():
+            self._append(path, bodies)
+            self.records_written += len(bodies)
+
+    def _journal(self, path: str) -> _Journal:
+        journal = self._journals.get(path)
+        if journal is None:
+            # A new day: close the previous days' files (a late record reopens one).
+            for old in list(self._journals.values()):
+                self._close_journal(old)
+            journal = _Journal(path, open_append(path, self.file_mode, self.dir_mode))
+            self._journals[path] = journal
+        return journal
+
+    def _append(self, path: str, bodies: list[bytes]) -> None:
+        journal = self._journal(path)
+        portalocker.lock(journal.fd, portalocker.LockFlags.EXCLUSIVE)
+        try:
+            st = os.fstat(journal.fd)
+            if st.st_nlink == 0:
+                # The file (or its directory) was removed under us: start it again.
+                portalocker.unlock(journal.fd)
+                self._close_journal(journal)
+                journal = self._journal(path)
+                portalocker.lock(journal.fd, portalocker.LockFlags.EXCLUSIVE)
+                st = os.fstat(journal.fd)
+            size = st.st_size
+            prefix = b""
+            if size != journal.end:
+                # Another process (or an earlier run) wrote since our last batch.
+                journal.seq, ends_clean = read_last_seq(journal.fd, size)
+                if not ends_clean:
+                    prefix = b"\n"  # never glue our line to a torn one
+            seq = journal.seq
+            chunks = [prefix] if prefix else []
+            for body in bodies:
+                seq += 1
+                chunks.append(b'%s,"seq":%d}\n' % (body[:-1], seq))
+            data = b"".join(chunks)
+            write_all(journal.fd, data)
+            journal.seq = seq
+            journal.end = size + len(data)
+        finally:
+            try:
+                portalocker.unlock(journal.fd)
+            except Exception:
+                pass
+
+    def _close_journal(self, journal: _Journal) -> None:
+        self._journals.pop(journal.path, None)
+        try:
+            os.close(journal.fd)
+        except OSError:
+            pass
+
+    def flush(self) -> None:
+        """Nothing is buffered: every batch is written with ``os.write`` when it arrives."""
+
+    def close(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            for journal in list(self._journals.values()):
+                self._close_journal(journal)
+        super().close()
+
+    def _after_fork_in_child(self) -> None:
+        for journal in list(self._journals.values()):
+            self._close_journal(journal)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.directory}/{self.prefix}-*.jsonl>"

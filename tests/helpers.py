@@ -1,0 +1,48 @@
+"""Helpers the tests share: strict readers of the outputs and a subprocess runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+AUDIT_ENV = (
+    "AUDIT_LOG_DIR",
+    "AUDIT_LOG_FORMAT",
+    "AUDIT_LOG_LEVEL",
+    "AUDIT_SESSION_ID",
+    "AUDIT_LOG_HMAC_KEY",
+)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every line of a JSONL file, parsed strictly (NaN and Infinity are refused)."""
+
+    def refuse(token: str) -> Any:
+        raise ValueError(f"non-strict JSON token {token}")
+
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line, parse_constant=refuse) for line in fh]
+
+
+def journal_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.jsonl"))
+
+
+def run_python(code: str, cwd: Path, timeout: float = 60, **env: str) -> Any:
+    """Run ``code`` in a fresh interpreter (this one's), returning the CompletedProcess."""
+    full_env = {k: v for k, v in os.environ.items() if k not in AUDIT_ENV}
+    full_env.update(env)
+    full_env["PYTHONPATH"] = str(REPO)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,172 @@
+"""JsonlHandler: the daily journal, its fields, its numbering and its files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from audit_logging import JsonlHandler, register_event
+from audit_logging.schema import JOURNAL_CONTEXT_FIELDS, JOURNAL_FIELDS
+
+from helpers import journal_files, read_jsonl
+
+
+def set_created(when: dt.datetime) -> logging.Filter:
+    """A logger filter that stamps records with a fixed creation time (an injected clock)."""
+
+    class Clock(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.created = when.timestamp()
+            return True
+
+    return Clock()
+
+
+def test_writes_every_field_with_explicit_nulls(tmp_path: Path, logger: logging.Logger) -> None:
+    logger.addHandler(JsonlHandler(directory=tmp_path))
+    logger.info("Training started", extra={"event": "TRAINING_STARTED", "model": "RandomForest"})
+    [path] = journal_files(tmp_path)
+    today = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+    assert path.name == f"ml-platform-{today}.jsonl"
+    [line] = read_jsonl(path)
+    assert list(line) == [*JOURNAL_FIELDS, *JOURNAL_CONTEXT_FIELDS]
+    assert line["event"] == "TRAINING_STARTED"
+    assert line["model"] == "RandomForest"
+    for field in ("dataset", "decision", "reasoning", "metrics_snapshot", "exception"):
+        assert line[field] is None
+    assert line["level"] == "INFO"
+    assert line["logger"] == logger.name
+    assert line["message"] == "Training started"
+    assert line["pid"] == os.getpid()
+    assert line["seq"] == 1
+    assert line["timestamp"].startswith(today) and line["timestamp"].endswith("Z")
+
+
+def test_records_without_event_are_not_journal_lines(
+    tmp_path: Path, logger: logging.Logger
+) -> None:
+    logger.addHandler(JsonlHandler(directory=tmp_path))
+    logger.info("plain message")
+    logger.info("action", extra={"action_type": "pause"})
+    assert journal_files(tmp_path) == []
+
+
+def test_unknown_event_is_reported_and_counted_not_written(
+    tmp_path: Path, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handler = JsonlHandler(directory=tmp_path)
+    logger.addHandler(handler)
+    logger.info("typo", extra={"event": "TRAINING_STRATED"})
+    logger.info("typo again", extra={"event": "TRAINING_STRATED"})
+    logger.info("not a string", extra={"event": 42})
+    assert handler.records_rejected == 3
+    assert journal_files(tmp_path) == []
+    err = capsys.readouterr().err
+    assert "unknown journal event 'TRAINING_STRATED'" in err
+    assert err.count("TRAINING_STRATED'") == 1  # reported once, counted each time
+    register_event("TRAINING_RESTARTED")
+    logger.info("custom", extra={"event": "TRAINING_RESTARTED"})
+    assert [r["event"] for r in read_jsonl(journal_files(tmp_path)[0])] == ["TRAINING_RESTARTED"]
+
+
+def test_event_enum_members_are_written_as_names(tmp_path: Path, logger: logging.Logger) -> None:
+    from audit_logging import Event
+
+    logger.addHandler(JsonlHandler(directory=tmp_path))
+    logger.info("saved", extra={"event": Event.MODEL_SAVED})
+    assert read_jsonl(journal_files(tmp_path)[0])[0]["event"] == "MODEL_SAVED"
+
+
+def test_day_switches_at_utc_midnight(tmp_path: Path, logger: logging.Logger) -> None:
+    logger.addHandler(JsonlHandler(directory=tmp_path))
+    before = set_created(dt.datetime(2026, 11, 23, 23, 59, 59, 999000, tzinfo=dt.timezone.utc))
+    after = set_created(dt.datetime(2026, 11, 24, 0, 0, 0, 1000, tzinfo=dt.timezone.utc))
+    for clock in (before, before, after):
+        logger.addFilter(clock)
+        logger.info("tick", extra={"event": "TRAINING_PROGRESS"})
+        logger.removeFilter(clock)
+    first, second = journal_files(tmp_path)
+    assert first.name == "ml-platform-2026-11-23.jsonl"
+    assert second.name == "ml-platform-2026-11-24.jsonl"
+    assert [r["seq"] for r in read_jsonl(first)] == [1, 2]
+    [late] = read_jsonl(second)
+    assert late["seq"] == 1
+    assert late["timestamp"] == "2026-11-24T00:00:00.001000Z"
+
+
+def test_per_session_files_use_the_session_id(
+    tmp_path: Path, logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUDIT_SESSION_ID", "run-42")
+    logger.addHandler(JsonlHandler(directory=tmp_path, prefix="jobs", per_session=True))
+    logger.info("x", extra={"event": "TRAINING_STARTED"})
+    [path] = journal_files(tmp_path)
+    assert path.name.startswith("jobs-") and path.name.endswith("-run-42.jsonl")
+    assert read_jsonl(path)[0]["session_id"] == "run-42"
+
+
+def test_seq_continues_across_restarts_and_torn_tails(
+    tmp_path: Path, logger: logging.Logger
+) -> None:
+    handler = JsonlHandler(directory=tmp_path)
+    logger.addHandler(handler)
+    logger.info("one", extra={"event": "TRAINING_STARTED"})
+    logger.info("two", extra={"event": "TRAINING_PROGRESS"})
+    logger.removeHandler(handler)
+    handler.close()
+    [path] = journal_files(tmp_path)
+    with path.open("ab") as fh:  # a writer killed in the middle of a line
+        fh.write(b'{"timestamp":"2026-')
+    logger.addHandler(JsonlHandler(directory=tmp_path))
+    logger.info("three", extra={"event": "TRAINING_COMPLETED"})
+    lines = path.read_bytes().split(b"\n")
+    assert lines[2] == b'{"timestamp":"2026-'  # left as it was, never glued to
+    whole = [line for line in lines if line.endswith(b"}")]
+    import json
+
+    assert [json.loads(line)["seq"] for line in whole] == [1, 2, 3]
+
+
+def test_removed_directory_is_recreated(tmp_path: Path, logger: logging.Logger) -> None:
+    directory = tmp_path / "logs"
+    logger.addHandler(JsonlHandler(directory=directory))
+    logger.info("a", extra={"event": "TRAINING_STARTED"})
+    shutil.rmtree(directory)
+    logger.info("b", extra={"event": "TRAINING_PROGRESS"})
+    [path] = journal_files(directory)
+    [line] = read_jsonl(path)
+    assert line["message"] == "b" and line["seq"] == 1
+
+
+def test_exceptions_are_structured_text(tmp_path: Path, logger: logging.Logger) -> None:
+    logger.addHandler(JsonlHandler(directory=tmp_path))
+    try:
+        raise RuntimeError("loss is NaN")
+    except RuntimeError:
+        logger.exception("Training failed", extra={"event": "TRAINING_FAILED"})
+    [line] = read_jsonl(journal_files(tmp_path)[0])
+    assert line["message"] == "Training failed"
+    assert line["exception"].startswith("Traceback (most recent call last):")
+    assert line["exception"].endswith("RuntimeError: loss is NaN")
+
+
+def test_messages_with_newlines_stay_one_line(tmp_path: Path, logger: logging.Logger) -> None:
+    logger.addHandler(JsonlHandler(directory=tmp_path))
+    logger.info('fake\n{"event": "MODEL_SAVED"}\u2028x', extra={"event": "TRAINING_STARTED"})
+    [path] = journal_files(tmp_path)
+    assert path.read_bytes().count(b"\n") == 1
+    assert read_jsonl(path)[0]["message"] == 'fake\n{"event": "MODEL_SAVED"}\u2028x'
+
+
+def test_files_are_private_by_default(tmp_path: Path, logger: logging.Logger) -> None:
+    directory = tmp_path / "private"
+    logger.addHandler(JsonlHandler(directory=directory))
+    logger.info("a", extra={"event": "TRAINING_STARTED"})
+    [path] = journal_files(directory)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert directory.stat().st_mode & 0o777 == 0o700
