@@ -71,13 +71,13 @@ JOURNAL_FIELDS: Final = (
 )
 #: Context written after :data:`JOURNAL_FIELDS` on every journal line.
 JOURNAL_CONTEXT_FIELDS: Final = (
+    "message",
+    "exception",
     "level",
     "logger",
-    "message",
     "session_id",
     "host",
     "pid",
-    "exception",
     "seq",
 )
 #: The fields of an action-audit entry (``audit_log.json`` / ``audit_log.csv``).
@@ -200,6 +200,7 @@ class UnknownEventError(ValueError):
 
 _registered_events: set[str] = set()
 _standard_events: Final = frozenset(e.value for e in Event)
+_known_events: set[str] = set(_standard_events)
 
 
 def register_event(*names: str) -> None:
@@ -216,6 +217,7 @@ def register_event(*names: str) -> None:
         if not isinstance(name, str) or not name or not _is_event_token(name):
             raise ValueError(f"event names are non-empty strings of A-Z, 0-9 and _; got {name!r}")
     _registered_events.update(names)
+    _known_events.update(names)
 
 
 def _is_event_token(name: str) -> bool:
@@ -231,11 +233,11 @@ def event_name(value: object) -> str | None:
     """The event name carried by ``value`` (a str or an :class:`Event`), else ``None``."""
     if isinstance(value, enum.Enum):
         value = value.value
-    return value if type(value) is str else None
+    return value if isinstance(value, str) else None
 
 
 def is_known_event(name: str) -> bool:
-    return name in _standard_events or name in _registered_events
+    return name in _known_events
 
 
 # --------------------------------------------------------------------------- context
@@ -465,6 +467,19 @@ else:  # pragma: no cover - exercised by the CI job without the `fast` extra
     JSON_BACKEND = "json"
 
 
+def dumps_unescaped(obj: Any) -> bytes:
+    """:func:`dumps` without escaping U+2028/U+2029, for writers that escape a whole batch."""
+    try:
+        return _dumps_fast(obj)
+    except (TypeError, ValueError, RecursionError, UnicodeError, OverflowError):
+        return _dumps_fast(to_jsonable(obj))
+
+
+def escape_line_separators(data: bytes) -> bytes:
+    """Escape U+2028 and U+2029 in encoded JSON (see :func:`dumps`)."""
+    return _escape_line_separators(data)
+
+
 def dumps(obj: Any) -> bytes:
     """Compact strict JSON of ``obj`` as UTF-8 bytes; never raises.
 
@@ -473,11 +488,7 @@ def dumps(obj: Any) -> bytes:
     non-string keys of odd types) send the whole value through
     :func:`to_jsonable` first.
     """
-    try:
-        data = _dumps_fast(obj)
-    except (TypeError, ValueError, RecursionError, UnicodeError, OverflowError):
-        data = _dumps_fast(to_jsonable(obj))
-    return _escape_line_separators(data)
+    return _escape_line_separators(dumps_unescaped(obj))
 
 
 # --------------------------------------------------------------------------- records
@@ -506,28 +517,47 @@ def record_exception(record: logging.LogRecord) -> str | None:
     return "\n".join(parts) if parts else None
 
 
-def journal_record(record: logging.LogRecord, session: str | None = None) -> dict[str, Any]:
-    """The journal line of ``record`` as a dict, without ``seq`` (the writer numbers lines).
+def journal_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The per-record part of a journal line: :data:`JOURNAL_FIELDS`, ``message``, ``exception``.
 
-    Every field of :data:`JOURNAL_FIELDS` and the context is present, ``None``
-    where the record does not carry it. The field set is the same on every
-    Python version (no ``taskName``).
+    Every field is present, ``None`` where the record does not carry it.
     """
-    d = record.__dict__
-    event = d.get("event")
+    get = record.__dict__.get
+    event = get("event")
+    msg = record.msg
     return {
         "timestamp": format_timestamp(record.created),
-        "event": event.value if isinstance(event, enum.Enum) else event,
-        "dataset": d.get("dataset"),
-        "model": d.get("model"),
-        "decision": d.get("decision"),
-        "reasoning": d.get("reasoning"),
-        "metrics_snapshot": d.get("metrics_snapshot"),
+        "event": event if type(event) is str else event_name(event),
+        "dataset": get("dataset"),
+        "model": get("model"),
+        "decision": get("decision"),
+        "reasoning": get("reasoning"),
+        "metrics_snapshot": get("metrics_snapshot"),
+        "message": msg if not record.args and type(msg) is str else record_message(record),
+        "exception": (
+            record_exception(record)
+            if record.exc_info or record.exc_text or record.stack_info
+            else None
+        ),
+    }
+
+
+def journal_context(record: logging.LogRecord, session: str | None = None) -> dict[str, Any]:
+    """The context part of a journal line: the same for every record of one logger and process."""
+    return {
         "level": record.levelname,
         "logger": record.name,
-        "message": record_message(record),
         "session_id": session if session is not None else session_id(),
         "host": HOST,
         "pid": record.process,
-        "exception": record_exception(record),
     }
+
+
+def journal_record(record: logging.LogRecord, session: str | None = None) -> dict[str, Any]:
+    """The journal line of ``record`` as a dict, without ``seq`` (the writer numbers lines).
+
+    Fields in order: :data:`JOURNAL_FIELDS`, then :data:`JOURNAL_CONTEXT_FIELDS`
+    but ``seq``. The field set is the same on every Python version (no
+    ``taskName``).
+    """
+    return {**journal_fields(record), **journal_context(record, session)}

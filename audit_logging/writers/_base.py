@@ -97,7 +97,11 @@ class AuditWriter(logging.Handler):
 
     def handle_batch(self, records: Sequence[logging.LogRecord]) -> None:
         """Write those of ``records`` that this writer selects, in one locked write."""
-        selected = [r for r in records if self.selects(r)]
+        key, level = self.key, self.level
+        if self.filters:
+            selected = [r for r in records if self.selects(r)]
+        else:  # the common case, without a call per record
+            selected = [r for r in records if key in r.__dict__ and r.levelno >= level]
         if not selected:
             return
         with self.lock:  # type: ignore[union-attr]

@@ -32,9 +32,12 @@ from audit_logging.schema import (
     EVENT_KEY,
     UnknownEventError,
     dumps,
+    dumps_unescaped,
+    escape_line_separators,
     event_name,
     is_known_event,
-    journal_record,
+    journal_context,
+    journal_fields,
     session_id,
 )
 from audit_logging.writers._base import AuditWriter, open_append, write_all
@@ -113,6 +116,8 @@ class JsonlHandler(AuditWriter):
         self.prefix = prefix
         self.per_session = per_session
         self._journals: dict[str, _Journal] = {}
+        self._paths: dict[tuple[str, str], str] = {}
+        self._contexts: dict[tuple[str, str, int | None, str], bytes] = {}
 
     def path_for(self, day: str, session: str | None = None) -> str:
         """The journal file of UTC ``day`` (``YYYY-MM-DD``)."""
@@ -129,8 +134,11 @@ class JsonlHandler(AuditWriter):
     def write_records(self, records: Sequence[logging.LogRecord]) -> None:
         session = session_id()
         by_path: dict[str, list[bytes]] = {}
+        contexts = self._contexts
         for record in records:
-            name = event_name(record.__dict__[EVENT_KEY])
+            name = record.__dict__[EVENT_KEY]
+            if type(name) is not str:
+                name = event_name(name)
             if name is None or not is_known_event(name):
                 self.reject(
                     record,
@@ -140,9 +148,22 @@ class JsonlHandler(AuditWriter):
                     ),
                 )
                 continue
-            fields = journal_record(record, session)
-            body = dumps(fields)
-            by_path.setdefault(self.path_for(fields["timestamp"][:10], session), []).append(body)
+            fields = journal_fields(record)
+            # The context (level, logger, session, host, pid) is the same for
+            # every record of one logger: encode it once, not once per line.
+            key = (record.levelname, record.name, record.process, session)
+            context = contexts.get(key)
+            if context is None:
+                if len(contexts) > 1024:
+                    contexts.clear()
+                context = contexts[key] = b"," + dumps(journal_context(record, session))[1:-1]
+            day = fields["timestamp"][:10]
+            path = self._paths.get((day, session))
+            if path is None:
+                if len(self._paths) > 64:
+                    self._paths.clear()
+                path = self._paths[day, session] = self.path_for(day, session)
+            by_path.setdefault(path, []).append(dumps_unescaped(fields)[:-1] + context)
         for path, bodies in by_path.items():
             self._append(path, bodies)
             self.records_written += len(bodies)
@@ -180,8 +201,8 @@ class JsonlHandler(AuditWriter):
             chunks = [prefix] if prefix else []
             for body in bodies:
                 seq += 1
-                chunks.append(b'%s,"seq":%d}\n' % (body[:-1], seq))
-            data = b"".join(chunks)
+                chunks.append(b'%s,"seq":%d}\n' % (body, seq))
+            data = escape_line_separators(b"".join(chunks))
             write_all(journal.fd, data)
             journal.seq = seq
             journal.end = size + len(data)
