@@ -27,7 +27,7 @@ from audit_logging.schema import (
     WarningType,
     register_event,
 )
-from audit_logging.writers import AuditWriter, JsonlHandler
+from audit_logging.writers import AuditWriter, GcsSyncHandler, JsonlHandler
 
 __version__ = "0.1.0"
 

@@ -1,6 +1,7 @@
 """The audit writers: one module per output, each a ``logging.Handler``."""
 
 from audit_logging.writers._base import AuditWriter
+from audit_logging.writers.gcs import GcsSyncHandler
 from audit_logging.writers.jsonl import JsonlHandler
 
-__all__ = ["AuditWriter", "JsonlHandler"]
+__all__ = ["AuditWriter", "GcsSyncHandler", "JsonlHandler"]
