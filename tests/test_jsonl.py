@@ -34,7 +34,7 @@ def test_writes_every_field_with_explicit_nulls(tmp_path: Path, logger: logging.
     today = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
     assert path.name == f"ml-platform-{today}.jsonl"
     [line] = read_jsonl(path)
-    assert list(line) == [*JOURNAL_FIELDS, *JOURNAL_CONTEXT_FIELDS]
+    assert list(line) == [*JOURNAL_FIELDS, *JOURNAL_CONTEXT_FIELDS, "hash"]
     assert line["event"] == "TRAINING_STARTED"
     assert line["model"] == "RandomForest"
     for field in ("dataset", "decision", "reasoning", "metrics_snapshot", "exception"):

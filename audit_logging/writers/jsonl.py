@@ -25,9 +25,11 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import portalocker
 
+from audit_logging.chain import GENESIS, digest_path, hasher_from_env, predecessor
 from audit_logging.schema import (
     EVENT_KEY,
     UnknownEventError,
@@ -39,6 +41,7 @@ from audit_logging.schema import (
     journal_context,
     journal_fields,
     session_id,
+    utc_now,
 )
 from audit_logging.writers._base import AuditWriter, open_append, write_all
 
@@ -54,16 +57,20 @@ class _Journal:
     fd: int
     end: int = -1  # file size after our last write; -1 = unknown
     seq: int = 0  # seq of the last line in the file
+    hash: str = GENESIS  # hash of the last line in the file
+    digest_at: float = 0.0  # monotonic time of our last digest of this file
+    dirty: bool = False  # written since our last digest
 
 
-def read_last_seq(fd: int, size: int) -> tuple[int, bool]:
-    """The ``seq`` of the last whole line of a journal, and whether the file ends in a newline.
+def read_tail(fd: int, size: int) -> tuple[int, str | None, bool]:
+    """``(seq, hash, ends_clean)`` of the last whole line of a journal of ``size`` bytes.
 
-    Reads backwards from the end, never the whole file. A torn last line
-    (no newline) or a line that is not a journal line is skipped.
+    Reads backwards from the end, never the whole file. A torn last line (no
+    newline) or a line that is not a journal line is skipped; ``hash`` is
+    ``None`` for an unchained line.
     """
     if size == 0:
-        return 0, True
+        return 0, None, True
     ends_clean = os.pread(fd, 1, size - 1) == b"\n"
     pos = size
     buffer = b""
@@ -80,20 +87,26 @@ def read_last_seq(fd: int, size: int) -> tuple[int, bool]:
             if not line.strip():
                 continue
             try:
-                seq = json.loads(line).get("seq")
-            except (ValueError, AttributeError):
+                parsed = json.loads(line)
+            except ValueError:
                 continue
+            seq = parsed.get("seq") if isinstance(parsed, dict) else None
             if isinstance(seq, int):
-                return seq, ends_clean
-    return 0, ends_clean
+                digest = parsed.get("hash")
+                return seq, digest if isinstance(digest, str) else None, ends_clean
+    return 0, None, ends_clean
 
 
 class JsonlHandler(AuditWriter):
     """Writes records carrying ``event`` as lines of a daily JSONL journal.
 
     Every journal field is present on every line (``null`` where the record
-    does not carry it), then the context ``level, logger, message, session_id,
-    host, pid, exception, seq``. An ``event`` that is neither a standard
+    does not carry it), then ``message, exception, level, logger, session_id,
+    host, pid, seq`` and, with ``chain=True`` (the default), ``hash``: the
+    line's link in a SHA-256 chain (HMAC-SHA256 with ``hmac_key`` or
+    ``AUDIT_LOG_HMAC_KEY``), with a digest file beside each journal written at
+    rotation, at close and at most every ``digest_interval`` seconds; see
+    :mod:`audit_logging.chain`. An ``event`` that is neither a standard
     :class:`~audit_logging.Event` nor registered with
     :func:`~audit_logging.register_event` is not written: it is counted in
     :attr:`records_rejected` and reported through ``handleError``.
@@ -108,6 +121,9 @@ class JsonlHandler(AuditWriter):
         per_session: bool = False,
         level: int | str = logging.NOTSET,
         *,
+        chain: bool = True,
+        hmac_key: str | bytes | None = None,
+        digest_interval: float = 10.0,
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
     ) -> None:
@@ -115,6 +131,10 @@ class JsonlHandler(AuditWriter):
         self.directory = os.fspath(directory)
         self.prefix = prefix
         self.per_session = per_session
+        #: Whether lines carry the ``hash`` of the chain (see :mod:`audit_logging.chain`).
+        self.chain = chain
+        self.digest_interval = digest_interval
+        self._hasher = hasher_from_env(hmac_key)
         self._journals: dict[str, _Journal] = {}
         self._paths: dict[tuple[str, str], str] = {}
         self._contexts: dict[tuple[str, str, int | None, str], bytes] = {}
@@ -163,7 +183,9 @@ class JsonlHandler(AuditWriter):
                 if len(self._paths) > 64:
                     self._paths.clear()
                 path = self._paths[day, session] = self.path_for(day, session)
-            by_path.setdefault(path, []).append(dumps_unescaped(fields)[:-1] + context)
+            # Escaped per line, before hashing: the chain covers the bytes on disk.
+            body = escape_line_separators(dumps_unescaped(fields))
+            by_path.setdefault(path, []).append(body[:-1] + context)
         for path, bodies in by_path.items():
             self._append(path, bodies)
             self.records_written += len(bodies)
@@ -173,7 +195,7 @@ class JsonlHandler(AuditWriter):
         if journal is None:
             # A new day: close the previous days' files (a late record reopens one).
             for old in list(self._journals.values()):
-                self._close_journal(old)
+                self._finish_journal(old)
             journal = _Journal(path, open_append(path, self.file_mode, self.dir_mode))
             self._journals[path] = journal
         return journal
@@ -193,24 +215,101 @@ class JsonlHandler(AuditWriter):
             size = st.st_size
             prefix = b""
             if size != journal.end:
-                # Another process (or an earlier run) wrote since our last batch.
-                journal.seq, ends_clean = read_last_seq(journal.fd, size)
+                # Another process (or an earlier run) wrote since our last batch:
+                # the lock makes reading its last line and appending one step.
+                journal.seq, last_hash, ends_clean = read_tail(journal.fd, size)
+                journal.hash = last_hash or self._genesis(path)
                 if not ends_clean:
                     prefix = b"\n"  # never glue our line to a torn one
-            seq = journal.seq
+            seq, previous = journal.seq, journal.hash
             chunks = [prefix] if prefix else []
-            for body in bodies:
-                seq += 1
-                chunks.append(b'%s,"seq":%d}\n' % (body, seq))
-            data = escape_line_separators(b"".join(chunks))
+            if self.chain:
+                hasher = self._hasher
+                for body in bodies:
+                    seq += 1
+                    unhashed = b'%s,"seq":%d}' % (body, seq)
+                    previous = hasher(previous, unhashed)
+                    chunks.append(b'%s,"hash":"%s"}\n' % (unhashed[:-1], previous.encode()))
+            else:
+                for body in bodies:
+                    seq += 1
+                    chunks.append(b'%s,"seq":%d}\n' % (body, seq))
+            data = b"".join(chunks)
             write_all(journal.fd, data)
-            journal.seq = seq
+            journal.seq, journal.hash = seq, previous
             journal.end = size + len(data)
+            journal.dirty = True
+            if self.chain and time.monotonic() - journal.digest_at >= self.digest_interval:
+                self._write_digest(journal)
         finally:
             try:
                 portalocker.unlock(journal.fd)
             except Exception:
                 pass
+
+    def _genesis(self, path: str) -> str:
+        """What the first line of ``path`` chains to: the last hash of the journal before it."""
+        before = predecessor(Path(path))
+        if before is None:
+            return GENESIS
+        try:
+            fd = os.open(before, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return GENESIS
+        try:
+            _, last_hash, _ = read_tail(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+        return last_hash or GENESIS
+
+    def _write_digest(self, journal: _Journal) -> None:
+        """Record how far ``journal`` goes (under its lock), atomically, beside it."""
+        document: dict[str, object] = {
+            "file": os.path.basename(journal.path),
+            "first_seq": 1 if journal.seq else 0,
+            "last_seq": journal.seq,
+            "last_hash": journal.hash,
+            "lines": journal.seq,
+            "time": utc_now(),
+            "algorithm": self._hasher.algorithm,
+        }
+        if self._hasher.key is not None:
+            document["mac"] = self._hasher.sign(document)
+        target = digest_path(journal.path)
+        temp = f"{target}.{os.getpid()}.tmp"
+        fd = os.open(
+            temp,
+            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+            self.file_mode,
+        )
+        try:
+            write_all(fd, dumps(document) + b"\n")
+        finally:
+            os.close(fd)
+        os.replace(temp, target)
+        journal.digest_at = time.monotonic()
+        journal.dirty = False
+
+    def _finish_journal(self, journal: _Journal) -> None:
+        """Write the final digest of ``journal`` (if we wrote to it) and close it."""
+        if self.chain and journal.dirty:
+            try:
+                portalocker.lock(journal.fd, portalocker.LockFlags.EXCLUSIVE)
+                try:
+                    st = os.fstat(journal.fd)
+                    if st.st_nlink and st.st_size != journal.end:
+                        journal.seq, last_hash, _ = read_tail(journal.fd, st.st_size)
+                        journal.hash = last_hash or journal.hash
+                    if st.st_nlink:
+                        self._write_digest(journal)
+                finally:
+                    portalocker.unlock(journal.fd)
+            except Exception as exc:
+                self._report(
+                    logging.LogRecord("audit_logging", logging.ERROR, "", 0, "digest", None, None),
+                    exc,
+                )
+        self._close_journal(journal)
 
     def _close_journal(self, journal: _Journal) -> None:
         self._journals.pop(journal.path, None)
@@ -225,7 +324,7 @@ class JsonlHandler(AuditWriter):
     def close(self) -> None:
         with self.lock:  # type: ignore[union-attr]
             for journal in list(self._journals.values()):
-                self._close_journal(journal)
+                self._finish_journal(journal)
         super().close()
 
     def _after_fork_in_child(self) -> None:
