@@ -17,9 +17,18 @@ this package; everything else about ``logging`` stays as it is::
     )
 """
 
+from audit_logging import probes
 from audit_logging.config import configure
 from audit_logging.formatters import AuditJsonFormatter
+from audit_logging.hooks import (
+    check_resume_config,
+    checkpoint_load,
+    install_hooks,
+    report_checkpoint_corrupted,
+    uninstall_hooks,
+)
 from audit_logging.queue import AuditQueueHandler
+from audit_logging.redact import redact
 from audit_logging.schema import (
     ActionType,
     Event,
@@ -27,7 +36,7 @@ from audit_logging.schema import (
     WarningType,
     register_event,
 )
-from audit_logging.writers import AuditWriter, GcsSyncHandler, JsonlHandler
+from audit_logging.writers import AuditWriter, GcsSyncHandler, JsonlHandler, WarningFileHandler
 
 __version__ = "0.1.0"
 
@@ -37,10 +46,19 @@ __all__ = [
     "AuditQueueHandler",
     "AuditWriter",
     "Event",
+    "GcsSyncHandler",
     "JsonlHandler",
     "UnknownEventError",
+    "WarningFileHandler",
     "WarningType",
     "__version__",
+    "check_resume_config",
+    "checkpoint_load",
     "configure",
+    "install_hooks",
+    "probes",
+    "redact",
     "register_event",
+    "report_checkpoint_corrupted",
+    "uninstall_hooks",
 ]

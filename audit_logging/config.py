@@ -24,6 +24,7 @@ from pathlib import Path
 
 from audit_logging.queue import AuditQueueHandler
 from audit_logging.writers.jsonl import JsonlHandler
+from audit_logging.writers.warnings import WarningFileHandler
 
 __all__ = ["FORMATS", "configure", "parse_formats"]
 
@@ -31,6 +32,7 @@ _Factory = Callable[[Path], logging.Handler]
 
 _FACTORIES: dict[str, _Factory] = {
     "jsonl": lambda root: JsonlHandler(directory=root / "logs"),
+    "warnings": lambda root: WarningFileHandler(directory=root / "training_logs" / "warnings"),
 }
 
 #: The output names ``configure`` and ``AUDIT_LOG_FORMAT`` accept (besides ``none``).

@@ -1,0 +1,174 @@
+"""Secret redaction: what must never reach an audit file, even when a caller logs it.
+
+:func:`redact` returns a copy of a value in which
+
+* the value under any mapping key that *looks* secret is replaced by
+  :data:`REDACTED`. A key looks secret when one of its words, or a run of its
+  words, is in the key list: keys are split on ``_``, ``-``, ``.``, spaces and
+  camelCase, so ``db_password``, ``clientSecret``, ``X-Api-Key``,
+  ``AWS_SECRET_ACCESS_KEY`` and ``private_key_id`` match, while ``tokenizer``
+  and ``max_tokens`` (common and harmless in ML configs) do not;
+* inside every string: PEM private-key blocks, ``Bearer <token>`` credentials,
+  ``password=...``-style pairs (any key of the list followed by ``=`` or
+  ``:``) and the password of ``scheme://user:password@host`` URLs;
+* a whole GCP service-account key (a mapping with ``"type": "service_account"``,
+  or a string holding that JSON) becomes one marker: its ``client_email`` and
+  ``private_key_id`` are not secrets by themselves, but nothing of a key file
+  belongs in a log committed to git.
+
+Why by key *words* and not by substring: ML code logs ``tokenizer``,
+``num_tokens``, ``token_budget`` everywhere; a substring match would erase
+half of a training config. The cost is that ``tokens`` (plural) is not
+matched; add it to the list where it means credentials.
+
+Values under a secret key are replaced whatever their type (a PIN may be an
+int), except ``None`` and booleans, which say whether a secret exists
+without revealing it. Only mappings, lists, tuples, sets and strings are
+walked: other objects are returned as they are, so convert them first
+(``schema.to_jsonable``) when their ``repr`` may hold a secret.
+
+The function never raises and copies only what it changes: a value without
+secrets comes back as the very same object, which keeps it cheap on a hot path.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+__all__ = ["DEFAULT_SECRET_KEYS", "REDACTED", "is_secret_key", "redact", "redact_text"]
+
+#: The key words whose values are redacted by default.
+DEFAULT_SECRET_KEYS: Final[tuple[str, ...]] = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "private_key",
+    "credential",
+    "credentials",
+    "authorization",
+)
+#: What a redacted value becomes.
+REDACTED: Final = "[REDACTED]"
+_SERVICE_ACCOUNT: Final = "[REDACTED service account key]"
+_PRIVATE_KEY: Final = "[REDACTED private key]"
+_MAX_DEPTH: Final = 100
+
+_PEM = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----.*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|\Z)",
+    re.DOTALL,
+)
+# A bearer credential is long and unbroken; 8+ characters keeps "bearer of" prose intact.
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+)[A-Za-z0-9\-._~+/]{8,}=*")
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]+:)[^/\s@]+(@)")
+_SERVICE_ACCOUNT_TEXT = re.compile(r"""["']type["']\s*:\s*["']service_account["']""")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def _words(key: str) -> str:
+    """``"X-Api-Key"`` -> ``"_x_api_key_"``: words joined by ``_``, padded for whole-word search."""
+    return "_" + _NON_WORD.sub("_", _CAMEL.sub("_", key).lower()).strip("_") + "_"
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(keys: tuple[str, ...]) -> tuple[tuple[str, ...], re.Pattern[str]]:
+    words = tuple(_words(k) for k in keys if _words(k) != "__")
+    alternatives = "|".join(
+        re.escape(w.strip("_")).replace("_", r"[_\-. ]?") for w in sorted(words, key=len)[::-1]
+    )
+    # key=value / key: value / "key": "value" inside free text; the key may end a longer name
+    # (access_token=...), but must not be followed by more letters (tokenizer=...).
+    pairs = re.compile(
+        rf"""(?i)((?:{alternatives})["']?\s*[:=]\s*["']?)([^\s"',;&]+)"""
+        if alternatives
+        else r"(?!x)x"
+    )
+    return words, pairs
+
+
+def _key_is_secret(key: object, words: tuple[str, ...]) -> bool:
+    if not isinstance(key, str):
+        return False
+    padded = _words(key)
+    return any(w in padded for w in words)
+
+
+def is_secret_key(key: object, keys: Iterable[str] | None = None) -> bool:
+    """Whether a mapping key (``"db_password"``, ``"X-Api-Key"``) looks secret."""
+    words, _ = _compiled(tuple(keys) if keys is not None else DEFAULT_SECRET_KEYS)
+    return _key_is_secret(key, words)
+
+
+def redact_text(text: str, keys: Iterable[str] | None = None) -> str:
+    """``text`` with private keys, bearer tokens, ``secret=...`` pairs and URL passwords masked."""
+    _, pairs = _compiled(tuple(keys) if keys is not None else DEFAULT_SECRET_KEYS)
+    return _redact_str(text, pairs)
+
+
+def _redact_str(text: str, pairs: re.Pattern[str]) -> str:
+    if _SERVICE_ACCOUNT_TEXT.search(text):
+        return _SERVICE_ACCOUNT
+    out = _PEM.sub(_PRIVATE_KEY, text)
+    out = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", out)
+    out = pairs.sub(lambda m: f"{m.group(1)}{REDACTED}", out)
+    out = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2)}", out)
+    return text if out == text else out
+
+
+def redact(value: Any, keys: Iterable[str] | None = None) -> Any:
+    """A copy of ``value`` with secrets replaced (see the module docs); never raises.
+
+    ``keys`` replaces :data:`DEFAULT_SECRET_KEYS` (pass
+    ``(*DEFAULT_SECRET_KEYS, "session_cookie")`` to extend it).
+    """
+    words, pairs = _compiled(tuple(keys) if keys is not None else DEFAULT_SECRET_KEYS)
+    try:
+        return _walk(value, words, pairs, frozenset(), 0)
+    except Exception:
+        # A container whose iteration raises: refuse to pass it through unchecked.
+        return REDACTED
+
+
+def _walk(
+    value: Any, words: tuple[str, ...], pairs: re.Pattern[str], path: frozenset[int], depth: int
+) -> Any:
+    if isinstance(value, str):
+        return _redact_str(value, pairs)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if depth >= _MAX_DEPTH:
+        return "<max depth>"
+    ident = id(value)
+    if ident in path:
+        return value  # a cycle: its members are checked where they first appear
+    inner = path | {ident}
+    if isinstance(value, Mapping):
+        if value.get("type") == "service_account":
+            return _SERVICE_ACCOUNT
+        changed = False
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            if _key_is_secret(k, words) and v is not None and not isinstance(v, bool):
+                new = REDACTED
+            else:
+                new = _walk(v, words, pairs, inner, depth + 1)
+            changed = changed or new is not v
+            out[_walk(k, (), pairs, inner, depth + 1) if isinstance(k, str) else k] = new
+            changed = changed or (isinstance(k, str) and k not in out)
+        return out if changed else value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_walk(v, words, pairs, inner, depth + 1) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        if isinstance(value, list):
+            return items
+        if isinstance(value, tuple):
+            return tuple(items)
+        return items  # a set of redacted strings may collapse: keep them all, as a list
+    return value
