@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,28 +102,33 @@ def journal_key(path: Path) -> tuple[str, str | None, str] | None:
     return m["prefix"], m["session"], m["day"]
 
 
-def predecessor(path: Path) -> Path | None:
-    """The journal this one chains to: same folder, prefix and session, latest earlier day."""
+def predecessor(path: Path, names: Iterable[str] | None = None) -> Path | None:
+    """The journal this one chains to: same folder, prefix and session, latest earlier day.
+
+    ``names`` is the folder's listing when the caller already has it.
+    """
     key = journal_key(path)
     if key is None:
         return None
     prefix, session, day = key
-    best: tuple[str, Path] | None = None
-    try:
-        candidates = list(path.parent.glob(f"{glob_escape(prefix)}-*.jsonl"))
-    except OSError:
-        return None
-    for other in candidates:
-        other_key = journal_key(other)
-        if other_key is None or other_key[0] != prefix or other_key[1] != session:
+    if names is None:
+        try:
+            names = os.listdir(path.parent)
+        except OSError:
+            return None
+    start = prefix + "-"
+    best: str | None = None
+    best_day = ""
+    for name in names:
+        if not (name.startswith(start) and name.endswith(".jsonl")):
             continue
-        if other_key[2] < day and (best is None or other_key[2] > best[0]):
-            best = (other_key[2], other)
-    return best[1] if best else None
-
-
-def glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", text)
+        m = _JOURNAL_NAME.match(name)
+        if m is None or m["prefix"] != prefix or m["session"] != session:
+            continue
+        other_day = m["day"]
+        if other_day < day and other_day > best_day:
+            best, best_day = name, other_day
+    return path.parent / best if best else None
 
 
 # ---------------------------------------------------------------------- verification
@@ -147,10 +153,21 @@ class VerifyReport:
     files: int = 0
     lines: int = 0
     problems: list[ChainProblem] = field(default_factory=list)
+    _listings: dict[Path, list[str]] = field(default_factory=dict, repr=False)
+    _predecessors: dict[Path, Path | None] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def listing(self, directory: Path) -> list[str] | None:
+        """The names in ``directory``, read once per verification."""
+        if directory not in self._listings:
+            try:
+                self._listings[directory] = os.listdir(directory)
+            except OSError:
+                return None
+        return self._listings[directory]
 
 
 def _iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -244,17 +261,24 @@ def verify_file(path: Path, hasher: Hasher, report: VerifyReport) -> None:
             )
         )
     if first is not None:
-        _check_genesis(path, hasher, first, problems)
+        if path in report._predecessors:
+            before = report._predecessors[path]
+        else:
+            before = predecessor(path, report.listing(path.parent))
+        _check_genesis(path, hasher, first, problems, before)
     _check_digest(path, hasher, max_seq, last_hash, problems)
 
 
 def _check_genesis(
-    path: Path, hasher: Hasher, first: tuple[int, bytes, str], problems: list[ChainProblem]
+    path: Path,
+    hasher: Hasher,
+    first: tuple[int, bytes, str],
+    problems: list[ChainProblem],
+    before: Path | None,
 ) -> None:
     number, hashed, stored = first
     if hasher(GENESIS, hashed) == stored:
         return
-    before = predecessor(path)
     if before is not None:
         hashes, _ = _hashes_of(before)
         # A late record of an earlier day can follow the moment this file
@@ -325,11 +349,30 @@ def iter_journals(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
 
 
 def verify_paths(
-    paths: Iterable[str | os.PathLike[str]], hasher: Hasher | None = None
+    paths: Iterable[str | os.PathLike[str]],
+    hasher: Hasher | None = None,
+    on_file: Callable[[int, int, Path], None] | None = None,
 ) -> VerifyReport:
-    """Verify every journal under ``paths``; an intact set gives ``report.ok``."""
+    """Verify every journal under ``paths``; an intact set gives ``report.ok``.
+
+    ``on_file(n, total, path)`` is called before each file (for a progress bar).
+    """
     hasher = hasher or hasher_from_env()
     report = VerifyReport()
-    for journal in iter_journals(paths):
+    journals = list(iter_journals(paths))
+    # Whole folders: each journal's predecessor is the one before it in its
+    # series (same folder, prefix, session), without listing the folder per file.
+    series: dict[tuple[Path, str, str | None], list[tuple[str, Path]]] = {}
+    for journal in journals:
+        key = journal_key(journal)
+        if key is not None:
+            series.setdefault((journal.parent, key[0], key[1]), []).append((key[2], journal))
+    for members in series.values():
+        members.sort()
+        for (_, before), (_, after) in itertools.pairwise(members):
+            report._predecessors[after] = before
+    for n, journal in enumerate(journals, 1):
+        if on_file is not None:
+            on_file(n, len(journals), journal)
         verify_file(journal, hasher, report)
     return report

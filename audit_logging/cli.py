@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from audit_logging import reader
-from audit_logging.chain import Hasher, VerifyReport, iter_journals, verify_file
+from audit_logging.chain import Hasher, iter_journals, verify_paths
 from audit_logging.schema import (
     ACTION_FIELDS,
     JOURNAL_CONTEXT_FIELDS,
@@ -251,26 +251,25 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     hasher = Hasher(args.key if args.key is not None else os.environ.get("AUDIT_LOG_HMAC_KEY"))
-    local = [p for p in args.paths if not p.startswith("gs://")]
-    journals = list(iter_journals(local))
+    paths: list[str | Path] = [p for p in args.paths if not p.startswith("gs://")]
     remote = [p for p in args.paths if p.startswith("gs://")]
     if remote:
-        journals += _add_gcs_sources(reader.Sources(), remote).journals
-    if not journals:
-        raise CommandError("no journal (*.jsonl) found under " + " ".join(args.paths))
-    report = VerifyReport()
-    progress = sys.stderr.isatty() and len(journals) > 1
-    for n, journal in enumerate(journals, 1):
-        if progress:
-            done = int(30 * n / len(journals))
-            sys.stderr.write(
-                f"\r[{'#' * done}{'.' * (30 - done)}] {n}/{len(journals)} {journal.name[:40]:<40}"
-            )
+        paths += _add_gcs_sources(reader.Sources(), remote).journals
+    progress = sys.stderr.isatty()
+
+    def show(n: int, total: int, journal: Path) -> None:
+        if progress and total > 1:
+            done = int(30 * n / total)
+            bar = f"[{'#' * done}{'.' * (30 - done)}] {n}/{total} {journal.name[:40]:<40}"
+            sys.stderr.write("\r" + bar)
             sys.stderr.flush()
-        verify_file(journal, hasher, report)
+
+    report = verify_paths(paths, hasher, on_file=show)
     if progress:
         sys.stderr.write("\r" + " " * 80 + "\r")
-    for problem in report.problems:
+    if not report.files:
+        raise CommandError("no journal (*.jsonl) found under " + " ".join(args.paths))
+    for problem in sorted(report.problems, key=lambda p: (p.path, p.line or 0)):
         print(problem)
     status = "intact" if report.ok else f"{len(report.problems)} problem(s)"
     print(f"{report.files} file(s), {report.lines} line(s): {status}", file=sys.stderr)

@@ -38,7 +38,14 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-__all__ = ["DEFAULT_SECRET_KEYS", "REDACTED", "is_secret_key", "redact", "redact_text"]
+__all__ = [
+    "DEFAULT_SECRET_KEYS",
+    "REDACTED",
+    "Redactor",
+    "is_secret_key",
+    "redact",
+    "redact_text",
+]
 
 #: The key words whose values are redacted by default.
 DEFAULT_SECRET_KEYS: Final[tuple[str, ...]] = (
@@ -95,8 +102,102 @@ def _compiled(keys: tuple[str, ...]) -> tuple[tuple[str, ...], re.Pattern[str]]:
 def _key_is_secret(key: object, words: tuple[str, ...]) -> bool:
     if not isinstance(key, str):
         return False
+    return _padded_has_word(key, words)
+
+
+@functools.lru_cache(maxsize=4096)
+def _padded_has_word(key: str, words: tuple[str, ...]) -> bool:
+    # Keys repeat (the same metrics on every step): split each one once.
     padded = _words(key)
     return any(w in padded for w in words)
+
+
+_ALWAYS_TRIGGERS: Final = ("bearer", "private key", "service_account", "://")
+
+
+@functools.lru_cache(maxsize=32)
+def _triggers(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Substrings at least one of which every text that :func:`_redact_str` changes contains."""
+    # The longest word of each key is in every spelling the pairs pattern accepts.
+    longest = {max(_words(key).strip("_").split("_"), key=len) for key in keys if key.strip()}
+    return tuple(sorted(w for w in longest if w)) + _ALWAYS_TRIGGERS
+
+
+class Redactor:
+    """:func:`redact` for hot paths: the same result, with what repeats remembered.
+
+    Training loops log the same metric names and mostly the same strings on
+    every step; a key's verdict and a short string's redaction are computed
+    once and then looked up (bounded caches), so a record without secrets
+    costs a few dictionary lookups rather than several regex passes per
+    string.
+    """
+
+    _CACHE_LIMIT = 10_000
+    _CACHEABLE_LENGTH = 512
+
+    def __init__(self, keys: Iterable[str] | None = None) -> None:
+        self.keys = tuple(keys) if keys is not None else DEFAULT_SECRET_KEYS
+        self._words, self._pairs = _compiled(self.keys)
+        self._triggers = _triggers(self.keys)
+        self._texts: dict[str, str] = {}
+        self._key_verdicts: dict[Any, bool] = {}
+
+    def text(self, value: str) -> str:
+        cached = self._texts.get(value)
+        if cached is not None:
+            return cached
+        low = value.lower()
+        # Most texts hold no trigger word at all: a few substring tests instead of regex passes.
+        if any(trigger in low for trigger in self._triggers):
+            result = _redact_str(value, self._pairs)
+        else:
+            result = value
+        if len(value) <= self._CACHEABLE_LENGTH:
+            if len(self._texts) >= self._CACHE_LIMIT:
+                self._texts.clear()
+            self._texts[value] = result
+        return result
+
+    def __call__(self, value: Any) -> Any:
+        """``value`` with secrets masked; the same object when there is none."""
+        t = type(value)
+        if t is str:
+            cached = self._texts.get(value)
+            return cached if cached is not None else self.text(value)
+        if t is dict:
+            return self._dict(value)
+        if value is None or t is int or t is float or t is bool:
+            return value
+        return redact(value, self.keys)
+
+    def _dict(self, value: dict[Any, Any]) -> Any:
+        if value.get("type") == "service_account":
+            return _SERVICE_ACCOUNT
+        verdicts, texts = self._key_verdicts, self._texts
+        out: dict[Any, Any] | None = None
+        for k, v in value.items():
+            secret = verdicts.get(k)
+            if secret is None:
+                secret = type(k) is str and _padded_has_word(k, self._words)
+                if len(verdicts) < self._CACHE_LIMIT:
+                    verdicts[k] = secret
+            tv = type(v)
+            if secret:
+                new = v if v is None or tv is bool else REDACTED
+            elif tv is float or tv is int or v is None or tv is bool:
+                continue
+            elif tv is str:
+                new = texts.get(v)
+                if new is None:
+                    new = self.text(v)
+            else:
+                new = self(v)
+            if new is not v:
+                if out is None:
+                    out = dict(value)
+                out[k] = new
+        return value if out is None else out
 
 
 def is_secret_key(key: object, keys: Iterable[str] | None = None) -> bool:

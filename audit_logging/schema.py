@@ -561,3 +561,24 @@ def journal_record(record: logging.LogRecord, session: str | None = None) -> dic
     ``taskName``).
     """
     return {**journal_fields(record), **journal_context(record, session)}
+
+
+def truncate_fields(fields: dict[str, Any], limit: int) -> dict[str, Any]:
+    """``fields`` cut so that their JSON fits in about ``limit`` bytes, saying what was cut.
+
+    Each value whose JSON is larger than its share of ``limit`` becomes a
+    string: its text (or JSON) cut to the share, followed by a marker such as
+    ``…[truncated 123456 bytes]``. Small values are kept as they are.
+    """
+    share = max(64, limit // (2 * max(1, len(fields))))
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        encoded = dumps(value)
+        if len(encoded) <= share:
+            out[key] = value
+            continue
+        text = value if isinstance(value, str) else encoded.decode("utf-8")
+        raw = text.encode("utf-8")
+        kept = raw[:share].decode("utf-8", "ignore")
+        out[key] = f"{kept}…[truncated {len(raw) - len(kept.encode('utf-8'))} bytes]"
+    return out

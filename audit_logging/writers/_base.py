@@ -8,8 +8,12 @@ Used directly on a logger, it writes each record as a batch of one.
 
 Failures never raise into the caller: a failed write is counted in
 :attr:`~AuditWriter.records_failed` and reported through ``handleError`` once
-per burst (the first failure after a success), not once per record; a record
-that breaks the schema is counted in :attr:`~AuditWriter.records_rejected`.
+per burst (the first failure after a success), not once per record. The
+failed records are kept (up to :attr:`~AuditWriter.retry_limit`) and written
+with the next batch or ``flush()``, so a full disk that frees up loses
+nothing; beyond the limit they are counted in :attr:`~AuditWriter.records_lost`.
+A record that breaks the schema is counted in
+:attr:`~AuditWriter.records_rejected`.
 """
 
 from __future__ import annotations
@@ -70,8 +74,13 @@ class AuditWriter(logging.Handler):
         self.dir_mode = dir_mode
         #: Records written so far.
         self.records_written = 0
-        #: Records that could not be written (I/O errors); reported once per burst.
+        #: Records whose write failed (I/O errors); reported once per burst, then retried.
         self.records_failed = 0
+        #: Records given up after failures, beyond the :attr:`retry_limit` kept for retrying.
+        self.records_lost = 0
+        #: How many failed records are kept to be written when the disk comes back.
+        self.retry_limit = 10_000
+        self._retry: list[logging.LogRecord] = []
         #: Records refused because they break the schema (e.g. an unknown event).
         self.records_rejected = 0
         self._failing = False
@@ -102,18 +111,34 @@ class AuditWriter(logging.Handler):
             selected = [r for r in records if self.selects(r)]
         else:  # the common case, without a call per record
             selected = [r for r in records if key in r.__dict__ and r.levelno >= level]
-        if not selected:
-            return
+        if selected or self._retry:
+            self._write(selected)
+
+    def _write(self, selected: list[logging.LogRecord]) -> None:
         with self.lock:  # type: ignore[union-attr]
+            batch = self._retry + selected if self._retry else selected
+            if not batch:
+                return
             try:
-                self.write_records(selected)
+                self.write_records(batch)
             except Exception as exc:
+                # Keep what failed for the next batch (the disk may come back);
+                # bounded, so a dead disk cannot exhaust memory.
                 self.records_failed += len(selected)
+                keep = batch[-self.retry_limit :] if self.retry_limit > 0 else []
+                self.records_lost += len(batch) - len(keep)
+                self._retry = keep
                 if not self._failing:
                     self._failing = True
-                    self._report(selected[0], exc)
+                    self._report(batch[0], exc)
             else:
+                self._retry = []
                 self._failing = False
+
+    def flush(self) -> None:
+        """Nothing is buffered; records kept after a failed write are tried again now."""
+        if self._retry:
+            self._write([])
 
     def write_records(self, records: Sequence[logging.LogRecord]) -> None:
         """Render and write ``records`` (already selected), under :attr:`lock`. Override this."""

@@ -19,17 +19,19 @@ rotates by name at UTC midnight and never renames.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import portalocker
 
-from audit_logging.chain import GENESIS, digest_path, hasher_from_env, predecessor
+from audit_logging.chain import GENESIS, digest_path, hasher_from_env, journal_key, predecessor
+from audit_logging.redact import Redactor
 from audit_logging.schema import (
     EVENT_KEY,
     UnknownEventError,
@@ -41,6 +43,7 @@ from audit_logging.schema import (
     journal_context,
     journal_fields,
     session_id,
+    truncate_fields,
     utc_now,
 )
 from audit_logging.writers._base import AuditWriter, open_append, write_all
@@ -48,6 +51,16 @@ from audit_logging.writers._base import AuditWriter, open_append, write_all
 __all__ = ["JsonlHandler"]
 
 _TAIL_CHUNK = 64 * 1024
+#: Fields the caller supplies (the rest are ours): what redaction looks at.
+_USER_FIELDS = (
+    "dataset",
+    "model",
+    "decision",
+    "reasoning",
+    "metrics_snapshot",
+    "message",
+    "exception",
+)
 _TAIL_LIMIT = 4 * 1024 * 1024
 
 
@@ -97,6 +110,10 @@ def read_tail(fd: int, size: int) -> tuple[int, str | None, bool]:
     return 0, None, ends_clean
 
 
+def _next_day(day: str) -> str:
+    return (datetime.date.fromisoformat(day) + datetime.timedelta(days=1)).isoformat()
+
+
 class JsonlHandler(AuditWriter):
     """Writes records carrying ``event`` as lines of a daily JSONL journal.
 
@@ -106,7 +123,10 @@ class JsonlHandler(AuditWriter):
     line's link in a SHA-256 chain (HMAC-SHA256 with ``hmac_key`` or
     ``AUDIT_LOG_HMAC_KEY``), with a digest file beside each journal written at
     rotation, at close and at most every ``digest_interval`` seconds; see
-    :mod:`audit_logging.chain`. An ``event`` that is neither a standard
+    :mod:`audit_logging.chain`. Secret-looking keys and values are masked
+    (``redact=False`` turns it off; ``secret_keys`` changes the key list) and
+    a line over ``max_record_bytes`` is cut with a marker saying how much.
+    An ``event`` that is neither a standard
     :class:`~audit_logging.Event` nor registered with
     :func:`~audit_logging.register_event` is not written: it is counted in
     :attr:`records_rejected` and reported through ``handleError``.
@@ -124,6 +144,9 @@ class JsonlHandler(AuditWriter):
         chain: bool = True,
         hmac_key: str | bytes | None = None,
         digest_interval: float = 10.0,
+        redact: bool = True,
+        secret_keys: Iterable[str] | None = None,
+        max_record_bytes: int = 1 << 20,
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
     ) -> None:
@@ -135,7 +158,12 @@ class JsonlHandler(AuditWriter):
         self.chain = chain
         self.digest_interval = digest_interval
         self._hasher = hasher_from_env(hmac_key)
+        #: Masks secret-looking keys and values before they reach the file (None: off).
+        self.redactor = Redactor(secret_keys) if redact else None
+        #: A line longer than this is cut, with a marker saying how much.
+        self.max_record_bytes = max_record_bytes
         self._journals: dict[str, _Journal] = {}
+        self._last_finished: tuple[str, str] | None = None
         self._paths: dict[tuple[str, str], str] = {}
         self._contexts: dict[tuple[str, str, int | None, str], bytes] = {}
 
@@ -169,6 +197,12 @@ class JsonlHandler(AuditWriter):
                 )
                 continue
             fields = journal_fields(record)
+            redactor = self.redactor
+            if redactor is not None:
+                for field in _USER_FIELDS:
+                    value = fields[field]
+                    if value is not None and type(value) is not float and type(value) is not int:
+                        fields[field] = redactor(value)
             # The context (level, logger, session, host, pid) is the same for
             # every record of one logger: encode it once, not once per line.
             key = (record.levelname, record.name, record.process, session)
@@ -185,6 +219,10 @@ class JsonlHandler(AuditWriter):
                 path = self._paths[day, session] = self.path_for(day, session)
             # Escaped per line, before hashing: the chain covers the bytes on disk.
             body = escape_line_separators(dumps_unescaped(fields))
+            if len(body) > self.max_record_bytes:
+                body = escape_line_separators(
+                    dumps_unescaped(truncate_fields(fields, self.max_record_bytes))
+                )
             by_path.setdefault(path, []).append(body[:-1] + context)
         for path, bodies in by_path.items():
             self._append(path, bodies)
@@ -235,7 +273,17 @@ class JsonlHandler(AuditWriter):
                     seq += 1
                     chunks.append(b'%s,"seq":%d}\n' % (body, seq))
             data = b"".join(chunks)
-            write_all(journal.fd, data)
+            try:
+                write_all(journal.fd, data)
+            except OSError:
+                # A write cut short (ENOSPC): restore the file as it was, so the
+                # retry neither duplicates the lines that got through nor
+                # leaves a torn one.
+                try:
+                    os.ftruncate(journal.fd, size)
+                except OSError:
+                    journal.end = -1
+                raise
             journal.seq, journal.hash = seq, previous
             journal.end = size + len(data)
             journal.dirty = True
@@ -249,6 +297,18 @@ class JsonlHandler(AuditWriter):
 
     def _genesis(self, path: str) -> str:
         """What the first line of ``path`` chains to: the last hash of the journal before it."""
+        last = self._last_finished
+        if last is not None and os.path.dirname(last[0]) == os.path.dirname(path):
+            # Rotating from yesterday's file, which we just wrote: no other day
+            # can sit between the two, so skip listing the folder.
+            mine, theirs = journal_key(Path(path)), journal_key(Path(last[0]))
+            if mine and theirs and mine[:2] == theirs[:2] and _next_day(theirs[2]) == mine[2]:
+                fd = os.open(last[0], os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                try:
+                    _, last_hash, _ = read_tail(fd, os.fstat(fd).st_size)
+                finally:
+                    os.close(fd)
+                return last_hash or GENESIS
         before = predecessor(Path(path))
         if before is None:
             return GENESIS
@@ -309,6 +369,7 @@ class JsonlHandler(AuditWriter):
                     logging.LogRecord("audit_logging", logging.ERROR, "", 0, "digest", None, None),
                     exc,
                 )
+        self._last_finished = (journal.path, journal.hash)
         self._close_journal(journal)
 
     def _close_journal(self, journal: _Journal) -> None:
@@ -318,9 +379,6 @@ class JsonlHandler(AuditWriter):
         except OSError:
             pass
 
-    def flush(self) -> None:
-        """Nothing is buffered: every batch is written with ``os.write`` when it arrives."""
-
     def close(self) -> None:
         with self.lock:  # type: ignore[union-attr]
             for journal in list(self._journals.values()):
@@ -329,7 +387,8 @@ class JsonlHandler(AuditWriter):
 
     def _after_fork_in_child(self) -> None:
         for journal in list(self._journals.values()):
-            self._close_journal(journal)
+            self._last_finished = (journal.path, journal.hash)
+        self._close_journal(journal)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.directory}/{self.prefix}-*.jsonl>"

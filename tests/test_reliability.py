@@ -1,0 +1,273 @@
+"""Guarantees under faults: full disk, broken paths, process death, long runs, symlinks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from audit_logging import AuditQueueHandler, JsonlHandler
+from audit_logging.chain import verify_paths
+
+from helpers import REPO, journal_files, read_jsonl
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 512 KiB tmpfs (root only): a real disk that fills up."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True
+    )
+    if result.returncode != 0:
+        pytest.skip(
+            "cannot mount a tmpfs here (needs root); test_failed_writes_are_retried covers it"
+        )
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_full_disk_loses_nothing_once_space_returns(
+    small_disk: Path, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * 400 * 1024)
+    writer = JsonlHandler(directory=small_disk / "logs")
+    handler = AuditQueueHandler([writer])
+    logger.addHandler(handler)
+    for i in range(600):  # about 270 KB: does not fit beside the filler
+        logger.info("step %d", i, extra={"event": "TRAINING_PROGRESS", "reasoning": "x" * 100})
+    handler.flush()
+    assert writer.records_failed > 0
+    err = capsys.readouterr().err
+    assert err.count("--- Logging error ---") == 1  # once per burst, not once per record
+    assert "No space left on device" in err
+    [path] = journal_files(small_disk / "logs")
+    before = read_jsonl(path)  # what was written stays valid, line by line
+    assert [line["seq"] for line in before] == list(range(1, len(before) + 1))
+    filler.unlink()
+    handler.flush()  # the writer retries what failed
+    lines = read_jsonl(path)
+    assert [line["message"] for line in lines] == [f"step {i}" for i in range(600)]
+    assert [line["seq"] for line in lines] == list(range(1, 601))
+    assert writer.records_lost == 0
+    assert verify_paths([small_disk / "logs"]).ok
+
+
+def test_failed_writes_are_retried(
+    tmp_path: Path,
+    logger: logging.Logger,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same contract with the failure injected at the file layer (no tmpfs needed)."""
+    import audit_logging.writers.jsonl as jsonl_module
+
+    real_write_all = jsonl_module.write_all
+    full = True
+
+    def write_all(fd: int, data: bytes) -> None:
+        if full:
+            os.write(fd, data[: len(data) // 2])  # a write cut short, as on a full disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write_all(fd, data)
+
+    monkeypatch.setattr(jsonl_module, "write_all", write_all)
+    writer = JsonlHandler(directory=tmp_path)
+    logger.addHandler(writer)
+    for i in range(5):
+        logger.info("r%d", i, extra={"event": "TRAINING_PROGRESS"})
+    assert writer.records_failed == 5
+    assert capsys.readouterr().err.count("--- Logging error ---") == 1
+    [path] = journal_files(tmp_path)
+    assert path.read_bytes() == b""  # the half-written batch was taken back
+    full = False
+    writer.flush()
+    assert [line["message"] for line in read_jsonl(path)] == [f"r{i}" for i in range(5)]
+
+
+def test_a_file_where_the_directory_should_be(
+    tmp_path: Path, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "logs"
+    directory.write_text("not a directory")
+    writer = JsonlHandler(directory=directory)
+    handler = AuditQueueHandler([writer])
+    logger.addHandler(handler)
+    for i in range(3):
+        logger.info("r%d", i, extra={"event": "TRAINING_PROGRESS"})
+    handler.flush()
+    assert writer.records_failed == 3
+    assert capsys.readouterr().err.count("--- Logging error ---") == 1
+    directory.unlink()
+    logger.info("r3", extra={"event": "TRAINING_PROGRESS"})
+    handler.flush()
+    assert [line["message"] for line in read_jsonl(journal_files(directory)[0])] == [
+        "r0",
+        "r1",
+        "r2",
+        "r3",
+    ]
+
+
+def test_permission_denied_then_granted(
+    tmp_path: Path,
+    logger: logging.Logger,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Root (as in CI) ignores file modes, so the refusal is injected where files are opened.
+    directory = tmp_path / "locked"
+    real_open = os.open
+    denied = True
+
+    def guarded_open(path: str, flags: int, mode: int = 0o777, **kwargs: object) -> int:
+        if denied and str(path).startswith(str(directory)):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, mode, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", guarded_open)
+    writer = JsonlHandler(directory=directory)
+    handler = AuditQueueHandler([writer])
+    logger.addHandler(handler)
+    for i in range(4):
+        logger.info("r%d", i, extra={"event": "TRAINING_PROGRESS"})
+    handler.flush()
+    assert writer.records_failed == 4
+    err = capsys.readouterr().err
+    assert err.count("--- Logging error ---") == 1 and "Permission denied" in err
+    denied = False
+    handler.flush()
+    assert writer.records_lost == 0
+    assert len(read_jsonl(journal_files(directory)[0])) == 4
+
+
+CHILD = textwrap.dedent(
+    """
+    import logging, os, sys, time
+    from audit_logging import AuditQueueHandler, JsonlHandler
+    handler = AuditQueueHandler([JsonlHandler(directory="logs")])
+    log = logging.getLogger("child"); log.setLevel(logging.INFO); log.addHandler(handler)
+    for i in range(int(sys.argv[1])):
+        log.info("early %d", i, extra={"event": "TRAINING_PROGRESS"})
+    time.sleep(handler.max_latency * 1.5)   # the window the guarantee is about
+    print("ready", flush=True)
+    for i in range(100_000):
+        log.info("late %d", i, extra={"event": "TRAINING_PROGRESS"})
+        if sys.argv[2] == "exit" and i == 50:
+            os._exit(3)
+    sys.stdin.readline()
+    """
+)
+
+
+def test_sigkill_keeps_records_older_than_max_latency(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, "5000", "kill"], cwd=tmp_path, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)}, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    lines = read_jsonl(journal_files(tmp_path / "logs")[0])  # every line whole
+    early = [line for line in lines if line["message"].startswith("early")]
+    assert len(early) == 5000
+
+
+def test_os_exit_keeps_records_older_than_max_latency(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, "3000", "exit"], cwd=tmp_path, capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 3
+    lines = read_jsonl(journal_files(tmp_path / "logs")[0])
+    assert sum(line["message"].startswith("early") for line in lines) == 3000
+
+
+class Clock(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.created = self.now
+        return True
+
+
+def test_a_thousand_days_compressed(tmp_path: Path, logger: logging.Logger) -> None:
+    """Day rotation, the hash chain across files and digests, over 1,000 simulated days."""
+    clock = Clock()
+    logger.addFilter(clock)
+    writer = JsonlHandler(directory=tmp_path / "logs", digest_interval=0)
+    handler = AuditQueueHandler([writer])
+    logger.addHandler(handler)
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc).timestamp()
+    for day in range(1000):
+        for hour in (0, 12, 23):
+            clock.now = start + day * 86400 + hour * 3600 + 0.5
+            logger.info("day %d hour %d", day, hour, extra={"event": "TRAINING_PROGRESS"})
+        if day % 100 == 99:
+            handler.flush()
+    handler.close()
+    files = journal_files(tmp_path / "logs")
+    assert len(files) == 1000
+    assert files[0].name == "ml-platform-2024-01-01.jsonl"
+    assert files[-1].name == "ml-platform-2026-09-26.jsonl"
+    report = verify_paths([tmp_path / "logs"])
+    assert report.ok, report.problems[:3]
+    assert report.lines == 3000
+    assert all(len(read_jsonl(f)) == 3 for f in files[::97])
+    # remove one day in the middle: the next day's first line names the break
+    victim = files[500]
+    victim.unlink()
+    Path(str(victim) + ".digest.json").unlink()
+    problems = verify_paths([tmp_path / "logs"]).problems
+    assert [(Path(p.path).name, p.line, p.kind) for p in problems] == [
+        (files[501].name, 1, "chain-break")
+    ]
+
+
+def test_a_symlink_at_the_log_path_is_not_followed(
+    tmp_path: Path, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("precious\n")
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    (directory / f"ml-platform-{today}.jsonl").symlink_to(target)
+    writer = JsonlHandler(directory=directory)
+    logger.addHandler(writer)
+    logger.info("x", extra={"event": "TRAINING_STARTED"})
+    assert target.read_text() == "precious\n"
+    assert writer.records_failed == 1
+    assert "refusing to follow a symlink" in capsys.readouterr().err
+
+
+def test_removed_directory_is_recreated_behind_the_queue(
+    tmp_path: Path, logger: logging.Logger
+) -> None:
+    directory = tmp_path / "logs"
+    handler = AuditQueueHandler([JsonlHandler(directory=directory)])
+    logger.addHandler(handler)
+    logger.info("a", extra={"event": "TRAINING_STARTED"})
+    handler.flush()
+    shutil.rmtree(directory)
+    logger.info("b", extra={"event": "TRAINING_PROGRESS"})
+    handler.flush()
+    assert [line["message"] for line in read_jsonl(journal_files(directory)[0])] == ["b"]
