@@ -283,6 +283,8 @@ def utc_now() -> str:
 
 _SCALARS: Final = (str, int, float, bool, type(None))
 _MAX_DEPTH: Final = 64
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**64 - 1
 
 
 def _readable_bytes(data: bytes | bytearray | memoryview) -> str:
@@ -339,8 +341,11 @@ def to_jsonable(value: Any, _path: frozenset[int] = frozenset(), _depth: int = 0
     t = type(value)
     if t is str:
         return _clean_str(value)
-    if t is bool or t is int or value is None:
+    if t is bool or value is None:
         return value
+    if t is int:
+        # Beyond 64 bits orjson refuses, and jq (doubles) would round: keep the digits.
+        return value if _INT_MIN <= value <= _INT_MAX else str(value)
     if t is float:
         return _number_or_none(value)
     if _depth >= _MAX_DEPTH:
@@ -350,7 +355,7 @@ def to_jsonable(value: Any, _path: frozenset[int] = frozenset(), _depth: int = 0
     if isinstance(value, str):  # subclasses: their own __str__ may do anything
         return _clean_str(str.__str__(value))
     if isinstance(value, int):
-        return int.__int__(value)
+        return to_jsonable(int.__int__(value))
     if isinstance(value, float):
         return _number_or_none(float(value))
     if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):

@@ -1,0 +1,149 @@
+"""Hostile or broken input: fuzzed payloads, oversized records, log injection, planted secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from audit_logging import AuditQueueHandler, JsonlHandler
+from audit_logging.chain import verify_paths
+
+from helpers import journal_files, read_jsonl
+
+
+class RaisingRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("repr refused")
+
+    def __str__(self) -> str:
+        raise RuntimeError("str refused")
+
+
+any_text = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    any_text,
+    st.binary(max_size=20),
+    st.builds(RaisingRepr),
+    st.sampled_from(["\n", "\r\n", "\u2028", "\u2029", "\x00", '{"event":"MODEL_SAVED"}\n']),
+)
+keys = st.one_of(any_text, st.integers(), st.tuples(st.integers(), st.integers()), st.none())
+payloads = st.recursive(
+    scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=5),
+        st.dictionaries(keys, children, max_size=5),
+        st.frozensets(st.integers(), max_size=4),
+    ),
+    max_leaves=25,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=payloads, text=any_text)
+def test_any_payload_gives_valid_lines_and_never_raises(
+    tmp_path_factory: Any, payload: Any, text: str
+) -> None:
+    directory = tmp_path_factory.mktemp("fuzz")
+    logger = logging.getLogger(f"fuzz.{directory.name}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    writer = JsonlHandler(directory=directory)
+    handler = AuditQueueHandler([writer])
+    logger.addHandler(handler)
+    try:
+        logger.info(
+            text,
+            extra={
+                "event": "TRAINING_PROGRESS",
+                "metrics_snapshot": payload,
+                "reasoning": text,
+                "dataset": payload,
+            },
+        )
+        logger.info("%s", text, extra={"event": "ISSUE_DETECTED", "decision": payload})
+        handler.flush()
+        [path] = journal_files(directory)
+        lines = read_jsonl(path)  # strict: no NaN, every line whole
+        assert len(lines) == 2
+        assert path.read_bytes().count(b"\n") == 2  # no injected line
+        assert b"\xe2\x80\xa8" not in path.read_bytes()
+        assert lines[0]["message"] == lines[0]["reasoning"] or "\\u" in json.dumps(
+            lines[0]["message"]
+        )
+        assert writer.records_failed == 0
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def test_a_record_over_max_record_bytes_is_cut_with_a_marker(
+    tmp_path: Path, logger: logging.Logger
+) -> None:
+    writer = JsonlHandler(directory=tmp_path, max_record_bytes=64 * 1024)
+    logger.addHandler(writer)
+    huge = "x" * 5_000_000
+    logger.info(
+        "big",
+        extra={"event": "TRAINING_PROGRESS", "reasoning": huge, "metrics_snapshot": {"loss": 0.5}},
+    )
+    [path] = journal_files(tmp_path)
+    [line] = read_jsonl(path)
+    assert path.stat().st_size < 64 * 1024
+    assert line["reasoning"].startswith("xxx")
+    cut = int(line["reasoning"].rsplit("[truncated ", 1)[1].split(" ")[0])
+    assert len(line["reasoning"].split("…")[0]) + cut == 5_000_000
+    assert line["metrics_snapshot"] == {"loss": 0.5}  # small fields kept as they are
+    assert verify_paths([tmp_path]).ok
+
+
+def test_injected_newlines_never_forge_a_line(tmp_path: Path, logger: logging.Logger) -> None:
+    logger.addHandler(JsonlHandler(directory=tmp_path))
+    forged = '"}\n{"timestamp":"2026-01-01T00:00:00.000000Z","event":"MODEL_SAVED","seq":99}\r\n'
+    logger.info(
+        forged,
+        extra={"event": "TRAINING_STARTED", "model": forged, "metrics_snapshot": {forged: forged}},
+    )
+    [path] = journal_files(tmp_path)
+    [line] = read_jsonl(path)
+    assert line["event"] == "TRAINING_STARTED" and line["model"] == forged and line["seq"] == 1
+
+
+def test_planted_secrets_never_reach_the_journal(tmp_path: Path, logger: logging.Logger) -> None:
+    logger.addHandler(JsonlHandler(directory=tmp_path))
+    service_account = {
+        "type": "service_account",
+        "private_key": "-----BEGIN PRIVATE KEY-----\nPLANTED1\n-----END PRIVATE KEY-----\n",
+        "client_email": "x@y.iam.gserviceaccount.com",
+    }
+    logger.info(
+        "connecting with Authorization: Bearer PLANTED2abcdefgh and https://me:PLANTED3@db/x",
+        extra={
+            "event": "HYPERPARAMETERS_SET",
+            "metrics_snapshot": {
+                "lr": 0.1,
+                "api_key": "PLANTED4",
+                "nested": {"db_password": "PLANTED5"},
+            },
+            "reasoning": "token=PLANTED6",
+            "decision": json.dumps(service_account),
+            "dataset": service_account,
+        },
+    )
+    raw = journal_files(tmp_path)[0].read_text()
+    assert "PLANTED" not in raw
+    [line] = read_jsonl(journal_files(tmp_path)[0])
+    assert line["metrics_snapshot"]["lr"] == 0.1  # what is not secret stays
+    assert line["metrics_snapshot"]["api_key"] == "[REDACTED]"
+    assert not math.isnan(line["metrics_snapshot"]["lr"])
