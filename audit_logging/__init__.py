@@ -19,6 +19,7 @@ this package; everything else about ``logging`` stays as it is::
 
 from audit_logging import probes
 from audit_logging.config import configure
+from audit_logging.detect import Issue, IssueDetector, detect_issues
 from audit_logging.formatters import AuditJsonFormatter
 from audit_logging.hooks import (
     check_resume_config,
@@ -36,6 +37,7 @@ from audit_logging.schema import (
     WarningType,
     register_event,
 )
+from audit_logging.training import TrainingRun
 from audit_logging.writers import AuditWriter, GcsSyncHandler, JsonlHandler, WarningFileHandler
 
 __version__ = "0.1.0"
@@ -47,7 +49,10 @@ __all__ = [
     "AuditWriter",
     "Event",
     "GcsSyncHandler",
+    "Issue",
+    "IssueDetector",
     "JsonlHandler",
+    "TrainingRun",
     "UnknownEventError",
     "WarningFileHandler",
     "WarningType",
@@ -55,6 +60,7 @@ __all__ = [
     "check_resume_config",
     "checkpoint_load",
     "configure",
+    "detect_issues",
     "install_hooks",
     "probes",
     "redact",

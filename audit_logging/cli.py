@@ -30,9 +30,7 @@ import csv
 import io
 import json
 import logging
-import math
 import os
-import random
 import sys
 import time
 from collections import Counter
@@ -427,121 +425,19 @@ def _cmd_warnings(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- demo
 
 
-def _demo_data(rows: int, rng: random.Random) -> tuple[list[list[float]], list[int]]:
-    # Two noisy features; the label depends on both. Generated here so the
-    # demo needs no download and no numpy.
-    xs: list[list[float]] = []
-    ys: list[int] = []
-    for _ in range(rows):
-        a, b = rng.gauss(0, 1), rng.gauss(0, 1)
-        xs.append([a, b])
-        ys.append(1 if 1.5 * a - b + rng.gauss(0, 0.8) > 0 else 0)
-    return xs, ys
-
-
-def _loss_and_accuracy(w: list[float], xs: list[list[float]], ys: list[int]) -> tuple[float, float]:
-    loss = 0.0
-    correct = 0
-    for x, y in zip(xs, ys, strict=True):
-        z = w[0] * x[0] + w[1] * x[1] + w[2]
-        p = 1 / (1 + math.exp(-z))
-        p = min(max(p, 1e-12), 1 - 1e-12)
-        loss -= y * math.log(p) + (1 - y) * math.log(1 - p)
-        correct += (p >= 0.5) == bool(y)
-    return loss / len(xs), correct / len(xs)
-
-
 def run_demo(out: Path) -> dict[str, object]:
-    """Train a tiny logistic regression with audit logging on; return what was written."""
+    """Run the demo training with the default configuration under ``out``; say what was written."""
     from audit_logging.config import configure
+    from audit_logging.training import run_demo_training
 
     out.mkdir(parents=True, exist_ok=True)
-    handler = configure(root_dir=out, formats="jsonl", level="INFO", logger="audit_demo")
+    handler = configure(root_dir=out, formats="jsonl,warnings", level="INFO", logger="audit_demo")
     assert handler is not None
-    log = logging.getLogger("audit_demo.trainer")
-    log.propagate = True
-    rng = random.Random(7)
-    xs, ys = _demo_data(600, rng)
-    train_x, train_y, val_x, val_y = xs[:480], ys[:480], xs[480:], ys[480:]
-    common = {"dataset": "synthetic-600.csv", "model": "LogisticRegression"}
-    positive = sum(ys) / len(ys)
-    log.info(
-        "Dataset loaded",
-        extra={
-            "event": "DATASET_VALIDATED",
-            **common,
-            "decision": "Hold out 20% for validation",
-            "reasoning": f"{len(xs)} rows, 2 numeric features, positive rate {positive:.3f}",
-            "metrics_snapshot": {"rows": len(xs), "columns": 3, "positive_rate": positive},
-        },
-    )
-    learning_rate, epochs = 0.5, 40
-    params = {"learning_rate": learning_rate, "epochs": epochs}
-    log.info(
-        "Hyperparameters",
-        extra={"event": "HYPERPARAMETERS_SET", **common, "metrics_snapshot": params},
-    )
-    log.info("Training started", extra={"event": "TRAINING_STARTED", **common})
-    w = [0.0, 0.0, 0.0]
-    best_val = math.inf
-    stale = 0
-    epoch = 0
-    for epoch in range(1, epochs + 1):
-        grad = [0.0, 0.0, 0.0]
-        for x, y in zip(train_x, train_y, strict=True):
-            p = 1 / (1 + math.exp(-(w[0] * x[0] + w[1] * x[1] + w[2])))
-            grad[0] += (p - y) * x[0]
-            grad[1] += (p - y) * x[1]
-            grad[2] += p - y
-        w = [wi - learning_rate * g / len(train_x) for wi, g in zip(w, grad, strict=True)]
-        train_loss, train_acc = _loss_and_accuracy(w, train_x, train_y)
-        val_loss, val_acc = _loss_and_accuracy(w, val_x, val_y)
-        metrics = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            "train_accuracy": train_acc,
-            "val_accuracy": val_acc,
-        }
-        if epoch % 10 == 0:
-            log.info(
-                "Progress",
-                extra={"event": "TRAINING_PROGRESS", **common, "metrics_snapshot": metrics},
-            )
-        if val_loss < best_val - 1e-4:
-            best_val, stale = val_loss, 0
-        else:
-            stale += 1
-        if stale >= 5:
-            log.warning(
-                "Validation loss stopped improving",
-                extra={
-                    "event": "ISSUE_DETECTED",
-                    **common,
-                    "decision": "Early stopping triggered",
-                    "reasoning": (
-                        f"val_loss has not improved on its best {best_val:.4f} by 1e-4 "
-                        f"for {stale} epochs (now {val_loss:.4f})"
-                    ),
-                    "metrics_snapshot": {**metrics, "best_val_loss": best_val},
-                },
-            )
-            break
-    log.info(
-        "Training completed",
-        extra={"event": "TRAINING_COMPLETED", **common, "metrics_snapshot": {"epochs": epoch}},
-    )
-    log.info(
-        "Evaluated",
-        extra={
-            "event": "MODEL_EVALUATED",
-            **common,
-            "decision": "Performance assessment completed",
-            "metrics_snapshot": {"val_accuracy": val_acc, "val_loss": val_loss},
-        },
-    )
-    handler.close()
-    logging.getLogger("audit_demo").removeHandler(handler)
+    try:
+        run_demo_training(logging.getLogger("audit_demo.trainer"), out / "artifacts")
+    finally:
+        handler.close()
+        logging.getLogger("audit_demo").removeHandler(handler)
     return _describe(out)
 
 
@@ -551,10 +447,14 @@ def _describe(out: Path) -> dict[str, object]:
         rel = str(path.relative_to(out))
         if path.suffix == ".jsonl":
             events: Counter[str] = Counter()
+            issues: list[str] = []
             with path.open(encoding="utf-8") as fh:
                 for line in fh:
-                    events[json.loads(line)["event"]] += 1
-            files[rel] = {"lines": sum(events.values()), "events": dict(events)}
+                    record = json.loads(line)
+                    events[record["event"]] += 1
+                    if record["event"] == "ISSUE_DETECTED":
+                        issues.append(f"{record['decision']}: {record['reasoning']}")
+            files[rel] = {"lines": sum(events.values()), "events": dict(events), "issues": issues}
         else:
             files[rel] = {"bytes": path.stat().st_size}
     return files
@@ -565,10 +465,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     files = run_demo(out)
     print(f"Demo training run logged under {out.resolve()}")
     for rel, info in files.items():
-        print(f"  {rel}")
+        size = f"  ({info['bytes']} bytes)" if isinstance(info, dict) and "bytes" in info else ""
+        print(f"  {rel}{size}")
         if isinstance(info, dict) and "events" in info:
             for event, count in info["events"].items():
                 print(f"      {count:4d}  {event}")
+            for issue in info["issues"]:
+                print(f"      issue: {issue}")
+    print(f"\nNext: audit-logging summary {out}   |   audit-logging verify {out}")
     return 0
 
 

@@ -165,8 +165,7 @@ def _json_action_entries(path: Path, on_error: ErrorSink) -> Iterator[Entry]:
         on_error(f"{path}: not a readable JSON array ({exc})")
         return
     if not isinstance(data, list):
-        on_error(f"{path}: not a JSON array")
-        return
+        return  # some other JSON file (a config, a model): not an audit log
     for index, item in enumerate(data, 1):
         if isinstance(item, dict) and "action_type" in item:
             yield Entry("action", str(path), index, item)
@@ -175,6 +174,8 @@ def _json_action_entries(path: Path, on_error: ErrorSink) -> Iterator[Entry]:
 def _csv_action_entries(path: Path, on_error: ErrorSink) -> Iterator[Entry]:
     with path.open(newline="", encoding="utf-8", errors="replace") as fh:
         reader = csv.DictReader(fh)
+        if "action_type" not in (reader.fieldnames or ()):
+            return  # a data set or other table: not an audit log
         for row in reader:
             if not row.get("action_type"):
                 on_error(f"{path}:{reader.line_num}: row without action_type skipped")
