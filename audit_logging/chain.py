@@ -50,7 +50,6 @@ __all__ = [
 
 GENESIS = "0" * 64
 _HASH_MEMBER = b',"hash":"'
-_LINE_TAIL = re.compile(rb',"seq":(\d+),"hash":"([0-9a-f]{64})"}$')
 _JOURNAL_NAME = re.compile(
     r"^(?P<prefix>.+?)-(?P<day>\d{4}-\d{2}-\d{2})(?:-(?P<session>.+))?\.jsonl$"
 )
@@ -66,10 +65,13 @@ class Hasher:
         self.algorithm = "hmac-sha256" if self.key else "sha256"
 
     def __call__(self, previous: str, data: bytes) -> str:
-        message = previous.encode("ascii") + data
+        return self.link(previous.encode("ascii"), data).decode("ascii")
+
+    def link(self, previous: bytes, data: bytes) -> bytes:
+        """The hash (hex, as bytes) of the line ``data`` following the line hashed ``previous``."""
         if self.key is not None:
-            return hmac.digest(self.key, message, "sha256").hex()
-        return hashlib.sha256(message).hexdigest()
+            return hmac.digest(self.key, previous + data, "sha256").hex().encode("ascii")
+        return hashlib.sha256(previous + data).hexdigest().encode("ascii")
 
     def sign(self, document: dict[str, object]) -> str:
         """A MAC (or plain hash) of a digest document, over its sorted-key compact JSON."""
@@ -88,6 +90,15 @@ def split_hash(line: bytes) -> tuple[bytes, str] | None:
     if at < 0 or len(line) - at != len(_HASH_MEMBER) + 64 + 2 or not line.endswith(b'"}'):
         return None
     return line[:at] + b"}", line[at + len(_HASH_MEMBER) : -2].decode("ascii", "replace")
+
+
+def _seq_of(hashed: bytes) -> int | None:
+    """The ``seq`` closing a hashed line (``...,"seq":N}``), or ``None``."""
+    at = hashed.rfind(b',"seq":')
+    if at < 0:
+        return None
+    digits = hashed[at + 7 : -1]
+    return int(digits) if digits.isdigit() else None
 
 
 def digest_path(journal: str | os.PathLike[str]) -> Path:
@@ -220,8 +231,8 @@ def verify_file(path: Path, hasher: Hasher, report: VerifyReport) -> None:
             break
         line = raw[:-1]
         parts = split_hash(line)
-        m = _LINE_TAIL.search(line)
-        if parts is None or m is None:
+        seq = _seq_of(parts[0]) if parts is not None else None
+        if parts is None or seq is None:
             try:
                 json.loads(line)
             except ValueError:
@@ -230,7 +241,6 @@ def verify_file(path: Path, hasher: Hasher, report: VerifyReport) -> None:
                 problems.append(ChainProblem(name, number, "edited", "line has no chain hash"))
             continue
         hashed, stored = parts
-        seq = int(m[1])
         if seq in recent:
             kind = "duplicated" if recent[seq] == stored else "edited"
             problems.append(ChainProblem(name, number, kind, f"seq {seq} appears again"))

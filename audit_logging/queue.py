@@ -259,12 +259,17 @@ class AuditQueueHandler(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> Any:
         """Filter, prepare and enqueue ``record``; takes no lock (the queue is thread-safe)."""
-        rv: Any = self.filter(record)
-        if rv:
+        if self.filters:  # skipped when there are none: this is the caller's hot path
+            rv: Any = self.filter(record)
+            if not rv:
+                return rv
             if isinstance(rv, logging.LogRecord):  # 3.12+: a filter may return a new record
                 record = rv
-            self.emit(record)
-        return rv
+        try:
+            self.enqueue(self.prepare(record))
+        except Exception:
+            self.handleError(record)
+        return True
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

@@ -182,7 +182,14 @@ class JsonlHandler(AuditWriter):
     def write_records(self, records: Sequence[logging.LogRecord]) -> None:
         session = session_id()
         by_path: dict[str, list[bytes]] = {}
-        contexts = self._contexts
+        redactor = self.redactor
+        limit = self.max_record_bytes
+        # Consecutive records mostly share logger, level and day: reuse the
+        # encoded context and the target list instead of looking them up.
+        last_key: tuple[str, str, int | None] | None = None
+        last_day = ""
+        context = b""
+        bodies: list[bytes] = []
         for record in records:
             name = record.__dict__[EVENT_KEY]
             if type(name) is not str:
@@ -197,36 +204,49 @@ class JsonlHandler(AuditWriter):
                 )
                 continue
             fields = journal_fields(record)
-            redactor = self.redactor
             if redactor is not None:
                 for field in _USER_FIELDS:
                     value = fields[field]
                     if value is not None and type(value) is not float and type(value) is not int:
                         fields[field] = redactor(value)
-            # The context (level, logger, session, host, pid) is the same for
-            # every record of one logger: encode it once, not once per line.
-            key = (record.levelname, record.name, record.process, session)
-            context = contexts.get(key)
-            if context is None:
-                if len(contexts) > 1024:
-                    contexts.clear()
-                context = contexts[key] = b"," + dumps(journal_context(record, session))[1:-1]
+            key = (record.levelname, record.name, record.process)
+            if key != last_key:
+                context = self._context(record, session)
+                last_key = key
             day = fields["timestamp"][:10]
-            path = self._paths.get((day, session))
-            if path is None:
-                if len(self._paths) > 64:
-                    self._paths.clear()
-                path = self._paths[day, session] = self.path_for(day, session)
-            # Escaped per line, before hashing: the chain covers the bytes on disk.
-            body = escape_line_separators(dumps_unescaped(fields))
-            if len(body) > self.max_record_bytes:
-                body = escape_line_separators(
-                    dumps_unescaped(truncate_fields(fields, self.max_record_bytes))
-                )
-            by_path.setdefault(path, []).append(body[:-1] + context)
-        for path, bodies in by_path.items():
-            self._append(path, bodies)
-            self.records_written += len(bodies)
+            if day != last_day:
+                bodies = by_path.setdefault(self._path(day, session), [])
+                last_day = day
+            body = dumps_unescaped(fields)
+            if len(body) > limit:
+                body = dumps_unescaped(truncate_fields(fields, limit))
+            if (
+                b"\xe2\x80" in body
+            ):  # escaped per line, before hashing: the chain covers the bytes on disk
+                body = escape_line_separators(body)
+            bodies.append(body[:-1] + context)
+        for path, lines in by_path.items():
+            if lines:
+                self._append(path, lines)
+                self.records_written += len(lines)
+
+    def _context(self, record: logging.LogRecord, session: str) -> bytes:
+        """The encoded context members (level, logger, session, host, pid), the same per logger."""
+        key = (record.levelname, record.name, record.process, session)
+        context = self._contexts.get(key)
+        if context is None:
+            if len(self._contexts) > 1024:
+                self._contexts.clear()
+            context = self._contexts[key] = b"," + dumps(journal_context(record, session))[1:-1]
+        return context
+
+    def _path(self, day: str, session: str) -> str:
+        path = self._paths.get((day, session))
+        if path is None:
+            if len(self._paths) > 64:
+                self._paths.clear()
+            path = self._paths[day, session] = self.path_for(day, session)
+        return path
 
     def _journal(self, path: str) -> _Journal:
         journal = self._journals.get(path)
@@ -262,12 +282,14 @@ class JsonlHandler(AuditWriter):
             seq, previous = journal.seq, journal.hash
             chunks = [prefix] if prefix else []
             if self.chain:
-                hasher = self._hasher
+                link = self._hasher.link
+                last = previous.encode("ascii")
                 for body in bodies:
                     seq += 1
                     unhashed = b'%s,"seq":%d}' % (body, seq)
-                    previous = hasher(previous, unhashed)
-                    chunks.append(b'%s,"hash":"%s"}\n' % (unhashed[:-1], previous.encode()))
+                    last = link(last, unhashed)
+                    chunks.append(b'%s,"hash":"%s"}\n' % (unhashed[:-1], last))
+                previous = last.decode("ascii")
             else:
                 for body in bodies:
                     seq += 1
