@@ -261,9 +261,7 @@ def verify_file(path: Path, hasher: Hasher, report: VerifyReport) -> None:
         recent[seq] = stored
         if seq > max_seq:
             max_seq, last_hash = seq, stored
-        if len(recent) > _WINDOW:
-            for old in [s for s in recent if s < max_seq - _WINDOW]:
-                del recent[old]
+        recent.pop(seq - _WINDOW, None)  # keep a sliding window, O(1) per line
     for missing, (line_no, seq, _, _) in sorted(waiting.items()):
         problems.append(
             ChainProblem(
