@@ -1,0 +1,98 @@
+"""Where the CPU of one journal record goes: ``python -m benchmarks.profile_jsonl [N]``.
+
+Splits the sustained cost of ``AuditQueueHandler -> JsonlHandler`` into its
+parts, each measured in this one thread (no listener thread, so no GIL
+hand-offs inside the figures):
+
+* caller: ``logger.info`` to a ``NullHandler`` (the floor), then
+  ``AuditQueueHandler.prepare`` and the queue put;
+* listener: ``dispatch`` of prepared records in batches of 1,000 (selection,
+  ``journal_record``, ``dumps``, ``seq``, the locked write), with a cProfile
+  breakdown;
+* the rest of the measured end-to-end CPU per record is thread hand-off
+  (waking the listener, GIL switches).
+
+Use ``--cprofile`` to print the profile of the listener side.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import logging
+import pstats
+import queue
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+from benchmarks import harness
+
+
+def per_call_us(fn: Callable[[], object], n: int) -> float:
+    t0 = time.process_time()
+    for _ in range(n):
+        fn()
+    return (time.process_time() - t0) / n * 1e6
+
+
+def main() -> None:
+    harness.block_orjson_if_asked()
+    from audit_logging import schema
+    from audit_logging.queue import AuditQueueHandler
+    from audit_logging.writers.jsonl import JsonlHandler
+
+    n = int(next((a for a in sys.argv[1:] if a.isdigit()), "100000"))
+    tmp = tempfile.mkdtemp(prefix="bench-profile-")
+    log = logging.getLogger("bench.profile")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    msg, extra = harness.MESSAGE, harness.PAYLOAD
+
+    log.handlers[:] = [logging.NullHandler()]
+    floor = per_call_us(lambda: log.info(msg, extra=extra), n)
+
+    writer = JsonlHandler(directory=tmp)
+    handler = AuditQueueHandler(handlers=[writer])
+    records = [
+        log.makeRecord(log.name, logging.INFO, __file__, 0, msg, None, None, extra=extra)
+        for _ in range(n)
+    ]
+    it = iter(records)
+    prepare = per_call_us(lambda: handler.prepare(next(it)), n)
+    q: queue.SimpleQueue[object] = queue.SimpleQueue()
+    put = per_call_us(lambda: (q.qsize() >= 100_000, q.put(None)), n)
+    record = records[0]
+    parts = {
+        "format_timestamp": per_call_us(lambda: schema.format_timestamp(record.created), n),
+        "journal_record": per_call_us(lambda: schema.journal_record(record, "s"), n),
+    }
+    fields = schema.journal_record(record, "s")
+    parts["dumps"] = per_call_us(lambda: schema.dumps(fields), n)
+    parts["selects"] = per_call_us(lambda: writer.selects(record), n)
+
+    profiler = cProfile.Profile() if "--cprofile" in sys.argv else None
+    t0 = time.process_time()
+    if profiler:
+        profiler.enable()
+    for start in range(0, n, 1000):
+        handler.dispatch(records[start : start + 1000])
+    if profiler:
+        profiler.disable()
+    dispatch = (time.process_time() - t0) / n * 1e6
+    handler.close()
+
+    print(f"JSON backend: {schema.JSON_BACKEND}; {n} records; CPU us per record")
+    print(f"  floor logger.info (LogRecord):  {floor:6.2f}")
+    print(f"  AuditQueueHandler.prepare:      {prepare:6.2f}")
+    print(f"  queue qsize + put:              {put:6.2f}")
+    print(f"  dispatch (whole listener side): {dispatch:6.2f}")
+    for name, value in parts.items():
+        print(f"    of which ~{name + ':':22s}{value:6.2f}")
+    print(f"  sum (no thread hand-off):       {floor + prepare + put + dispatch:6.2f}")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
+
+
+if __name__ == "__main__":
+    main()

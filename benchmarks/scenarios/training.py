@@ -1,0 +1,105 @@
+"""Scenario 4: overhead of ``TrainingRun.progress()`` on a training loop of ~1 ms steps.
+
+The step is fixed numpy work (a matrix product sized to take about 1 ms here).
+Blocks of steps of three arms alternate in one process, so that drifts of
+the machine hit all arms alike: no logging; ``progress()`` every step with the
+defaults (the detector sees every step, a TRAINING_PROGRESS line is written
+every 100 steps); ``progress()`` with ``progress_every=1`` (a line every
+step). The overhead is the median step of an arm over the median plain step,
+minus one. The records go through ``AuditQueueHandler -> JsonlHandler`` as in
+real use; ``git=None`` keeps the git probe out of the figures.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import statistics
+import time
+
+from benchmarks import harness
+
+BLOCKS = 6
+STEPS_PER_BLOCK = 100
+QUICK_BLOCKS = 1
+
+
+def main() -> None:
+    args = harness.child_args(__doc__ or "")
+    if importlib.util.find_spec("audit_logging.training") is None:
+        harness.emit(skipped="audit_logging.training does not exist yet")
+        return
+    import numpy as np
+
+    from audit_logging.queue import AuditQueueHandler
+    from audit_logging.training import TrainingRun  # type: ignore[import-not-found]
+    from audit_logging.writers.jsonl import JsonlHandler
+
+    handler = AuditQueueHandler(handlers=[JsonlHandler(directory=args.dir)])
+    log = logging.getLogger("bench.training")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+    rng = np.random.default_rng(0)
+    size = 64
+    a = rng.standard_normal((size, size))
+
+    def work() -> float:
+        m = a
+        for _ in range(reps):
+            m = np.tanh(m @ a * 0.01)
+        return float(m[0, 0])
+
+    # Calibrate the fixed work to a median of about 1 ms per step.
+    reps = 10
+    for _ in range(3):
+        times = []
+        for _ in range(30):
+            t0 = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - t0)
+        reps = max(1, round(reps * 0.001 / statistics.median(times)))
+
+    perf = time.perf_counter
+    steps: dict[str, list[float]] = {"plain": [], "default": [], "every_step": []}
+    runs = {
+        "default": TrainingRun(logger=log, dataset="churn.csv", model="RandomForest", git=None),
+        "every_step": TrainingRun(
+            logger=log, dataset="churn.csv", model="RandomForest", git=None, progress_every=1
+        ),
+    }
+    for run in runs.values():
+        run.__enter__()
+    step = 0
+    for _ in range(QUICK_BLOCKS if args.quick else BLOCKS):
+        for arm, times in steps.items():
+            run = runs.get(arm)
+            for _ in range(STEPS_PER_BLOCK):
+                t0 = perf()
+                loss = work()
+                if run is not None:
+                    run.progress(
+                        step=step, loss=loss, accuracy=0.87, precision=0.85, recall=0.81, f1=0.83
+                    )
+                times.append(perf() - t0)
+                step += 1
+    for run in runs.values():
+        run.__exit__(None, None, None)
+    handler.flush()
+    handler.close()
+    plain = statistics.median(steps["plain"])
+    metrics = {"step_ms_plain": plain * 1e3, "steps_per_arm": len(steps["plain"]), "reps": reps}
+    for arm in ("default", "every_step"):
+        median = statistics.median(steps[arm])
+        suffix = "" if arm == "default" else "_every_step"
+        metrics[f"step_ms{suffix or '_default'}"] = median * 1e3
+        metrics[f"overhead_pct{suffix}"] = (median / plain - 1) * 100
+        metrics[f"overhead_pct_mean{suffix}"] = (
+            statistics.fmean(steps[arm]) / statistics.fmean(steps["plain"]) - 1
+        ) * 100
+    harness.emit(metrics, ["step work: tanh(64x64 @ 64x64) repeated to a median of ~1 ms"])
+
+
+if __name__ == "__main__":
+    main()
