@@ -20,6 +20,7 @@ this package; everything else about ``logging`` stays as it is::
 from audit_logging import probes
 from audit_logging.config import configure
 from audit_logging.detect import Issue, IssueDetector, detect_issues
+from audit_logging.facade import AuditEvent, AuditLogger
 from audit_logging.formatters import AuditJsonFormatter
 from audit_logging.hooks import (
     check_resume_config,
@@ -38,19 +39,32 @@ from audit_logging.schema import (
     register_event,
 )
 from audit_logging.training import TrainingRun
-from audit_logging.writers import AuditWriter, GcsSyncHandler, JsonlHandler, WarningFileHandler
+from audit_logging.writers import (
+    AuditCsvFormatter,
+    AuditWriter,
+    CsvHandler,
+    GcsSyncHandler,
+    JsonArrayHandler,
+    JsonlHandler,
+    WarningFileHandler,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActionType",
+    "AuditCsvFormatter",
+    "AuditEvent",
     "AuditJsonFormatter",
+    "AuditLogger",
     "AuditQueueHandler",
     "AuditWriter",
+    "CsvHandler",
     "Event",
     "GcsSyncHandler",
     "Issue",
     "IssueDetector",
+    "JsonArrayHandler",
     "JsonlHandler",
     "TrainingRun",
     "UnknownEventError",

@@ -427,14 +427,33 @@ def _cmd_warnings(args: argparse.Namespace) -> int:
 
 def run_demo(out: Path) -> dict[str, object]:
     """Run the demo training with the default configuration under ``out``; say what was written."""
-    from audit_logging.config import configure
+    from audit_logging.config import DEFAULT_FORMATS, configure
     from audit_logging.training import run_demo_training
 
     out.mkdir(parents=True, exist_ok=True)
-    handler = configure(root_dir=out, formats="jsonl,warnings", level="INFO", logger="audit_demo")
+    handler = configure(root_dir=out, formats=DEFAULT_FORMATS, level="INFO", logger="audit_demo")
     assert handler is not None
     try:
+        ui = logging.getLogger("audit_demo.ui")
+        # What an experiment UI would record around the run (seed 001's actions).
+        ui.info(
+            "tag",
+            extra={
+                "action_type": "tag_add",
+                "details": {"tag_name": "holdout", "samples_affected": 120},
+            },
+        )
         run_demo_training(logging.getLogger("audit_demo.trainer"), out / "artifacts")
+        ui.info("evaluate", extra={"action_type": "evaluation_start", "details": {"split": "val"}})
+        ui.warning(
+            "restore",
+            extra={
+                "action_type": "checkpoint_restore",
+                "status": "failed",
+                "details": {"checkpoint_id": "ckpt_001"},
+                "error": "Checkpoint file not found",
+            },
+        )
     finally:
         handler.close()
         logging.getLogger("audit_demo").removeHandler(handler)

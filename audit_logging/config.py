@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from audit_logging.queue import AuditQueueHandler
+from audit_logging.writers.csv import CsvHandler
+from audit_logging.writers.json_array import JsonArrayHandler
 from audit_logging.writers.jsonl import JsonlHandler
 from audit_logging.writers.warnings import WarningFileHandler
 
@@ -32,6 +34,8 @@ _Factory = Callable[[Path], logging.Handler]
 
 _FACTORIES: dict[str, _Factory] = {
     "jsonl": lambda root: JsonlHandler(directory=root / "logs"),
+    "json": lambda root: JsonArrayHandler(path=root / "audit_log.json"),
+    "csv": lambda root: CsvHandler(path=root / "audit_log.csv"),
     "warnings": lambda root: WarningFileHandler(directory=root / "training_logs" / "warnings"),
 }
 
@@ -109,9 +113,6 @@ def configure(
     if not selected:
         return None
 
-    missing = [name for name in selected if name not in _FACTORIES]
-    if missing:
-        raise ValueError(f"audit log format(s) {', '.join(missing)} are not available yet")
     handler = AuditQueueHandler([_FACTORIES[name](root) for name in selected], level=levelno)
     setattr(handler, _CONFIGURED_MARK, True)
     target.addHandler(handler)

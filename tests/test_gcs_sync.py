@@ -14,9 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import gcs_server as gcs_fixtures
 import pytest
-from gcs_server import GcsServer
 
 from audit_logging.writers.gcs import (
     STATE_FILE,
@@ -25,6 +23,8 @@ from audit_logging.writers.gcs import (
     list_gcs_objects,
 )
 
+import gcs_server as gcs_fixtures
+from gcs_server import GcsServer
 from helpers import REPO, read_jsonl
 
 # Fixtures of gcs_server.py, bound here (not imported by name: parameters would shadow imports).

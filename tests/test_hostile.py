@@ -147,3 +147,34 @@ def test_planted_secrets_never_reach_the_journal(tmp_path: Path, logger: logging
     assert line["metrics_snapshot"]["lr"] == 0.1  # what is not secret stays
     assert line["metrics_snapshot"]["api_key"] == "[REDACTED]"
     assert not math.isnan(line["metrics_snapshot"]["lr"])
+
+
+def test_planted_secrets_never_reach_any_output(tmp_path: Path, logger: logging.Logger) -> None:
+    from audit_logging import configure
+
+    handler = configure(root_dir=tmp_path, formats="jsonl,json,csv,warnings", logger=logger)
+    assert handler is not None
+    secrets = {
+        "password": "PLANTED-A",
+        "nested": {"client_secret": "PLANTED-B", "ok": 1},
+        "note": "Authorization: Bearer PLANTEDCTOKEN",
+        "pem": "-----BEGIN RSA PRIVATE KEY-----\nPLANTED-D\n-----END RSA PRIVATE KEY-----",
+    }
+    extra = {"details": secrets, "error": "login failed for https://bob:PLANTED-E@db.example/x"}
+    logger.info("hp", extra={"action_type": "hp_change", "status": "failed", **extra})
+    logger.info(
+        "ev",
+        extra={
+            "event": "HYPERPARAMETERS_SET",
+            "metrics_snapshot": secrets,
+            "reasoning": "api_key=PLANTED-F",
+        },
+    )
+    logger.warning("w", extra={"warning_type": "credentials_missing", **extra})
+    handler.flush()
+    outputs = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {p.suffix for p in outputs} >= {".jsonl", ".json", ".csv"}
+    for path in outputs:
+        assert b"PLANTED" not in path.read_bytes(), path
+    entry = json.loads((tmp_path / "audit_log.json").read_text())[0]
+    assert entry["details"]["nested"] == {"client_secret": "[REDACTED]", "ok": 1}

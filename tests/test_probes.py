@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gcs_server import gcs_bucket, gcs_hermetic_env, gcs_server  # noqa: F401
 
 from audit_logging.probes import check_gcs, check_git
 from audit_logging.writers.warnings import WarningFileHandler
 
+from gcs_server import gcs_bucket, gcs_hermetic_env, gcs_server  # noqa: F401
 from helpers import run_python
 
 GIT = [

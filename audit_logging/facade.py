@@ -1,0 +1,204 @@
+"""AuditLogger: a drop-in for the WeightsLab audit logger API, built on the audit writers.
+
+A user of ``weightslab.backend.audit_logger`` changes one import line::
+
+    from audit_logging.facade import AuditLogger, AuditEvent
+
+and keeps every call: ``AuditLogger(root_log_dir, experiment_name="default",
+format=None)``, ``log_event(action_type, status="success", details=None,
+error=None)``, ``get_log_summary()``, and the attributes ``root_log_dir``,
+``json_path``, ``csv_path`` (:class:`pathlib.Path`) and ``experiment_name``.
+
+What changes is underneath: each event is a :class:`logging.LogRecord` handed
+straight to a :class:`~audit_logging.writers.json_array.JsonArrayHandler`
+and/or :class:`~audit_logging.writers.csv.CsvHandler` in the caller's thread,
+not through a queue, so that ``log_event`` returns only once the event is in
+the file (UI actions are rare and each one matters). The records do not go
+through a :class:`logging.Logger`, so ``logging.disable()`` or a logger's level
+elsewhere in the application cannot silence the audit trail. The handlers
+lock across threads and processes: several ``AuditLogger`` objects and
+processes on one folder keep every event exactly once.
+
+Format: the ``format`` argument, else ``AUDIT_LOG_FORMAT``, else ``json``;
+``json``, ``csv`` or ``none``, case-insensitive, or a comma list such as
+``json,csv``. ``none`` (anywhere in the list) writes no file at all. An unknown
+name is logged as a warning naming the valid ones and treated as ``json``.
+
+``experiment_name`` is written with every JSON entry as a top-level
+``experiment`` field (the default ``"default"`` too, so every entry of the
+file has the same fields); the CSV keeps its five columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import threading
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from audit_logging.schema import ActionType
+from audit_logging.writers._base import AuditWriter
+from audit_logging.writers.csv import CsvHandler, restore_cell
+from audit_logging.writers.json_array import JsonArrayHandler, read_entries
+
+__all__ = ["VALID_FORMATS", "ActionType", "AuditEvent", "AuditLogger", "resolve_formats"]
+
+#: The formats ``AuditLogger`` accepts (and ``none``).
+VALID_FORMATS = ("json", "csv")
+_DEFAULT_FORMAT = "json"
+_LOGGER_NAME = "audit_logging.facade"
+
+_log = logging.getLogger(_LOGGER_NAME)
+
+
+@dataclass
+class AuditEvent:
+    """One audit entry, as the WeightsLab API exposes it."""
+
+    timestamp: str
+    action_type: str
+    status: str
+    details: dict[str, Any] | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_formats(value: str | None) -> tuple[str, ...]:
+    """The formats selected by ``value`` (argument), else ``AUDIT_LOG_FORMAT``, else json.
+
+    ``()`` means ``none``. Unknown names are logged as a warning and read as ``json``.
+    """
+    if value is None or not str(value).strip():
+        value = os.environ.get("AUDIT_LOG_FORMAT", "")
+    names = [n.strip().lower() for n in str(value).split(",") if n.strip()]
+    if not names:
+        return (_DEFAULT_FORMAT,)
+    if "none" in names:
+        return ()
+    formats: list[str] = []
+    for name in names:
+        if name not in VALID_FORMATS:
+            _log.warning(
+                "unknown audit log format %r; valid formats: %s, none; using json",
+                name,
+                ", ".join(VALID_FORMATS),
+            )
+            name = _DEFAULT_FORMAT
+        if name not in formats:
+            formats.append(name)
+    return tuple(formats)
+
+
+class AuditLogger:
+    """Records user actions in ``{root_log_dir}/audit_log.json`` and/or ``audit_log.csv``."""
+
+    def __init__(
+        self,
+        root_log_dir: str | os.PathLike[str],
+        experiment_name: str = "default",
+        format: str | None = None,
+    ) -> None:
+        self.root_log_dir = Path(root_log_dir)
+        self.experiment_name = experiment_name
+        self.json_path = self.root_log_dir / "audit_log.json"
+        self.csv_path = self.root_log_dir / "audit_log.csv"
+        #: The formats written, in order (``()`` for ``none``).
+        self.formats = resolve_formats(format)
+        self.root_log_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._handlers: list[AuditWriter] = []
+        if "json" in self.formats:
+            self._handlers.append(JsonArrayHandler(self.json_path))
+        if "csv" in self.formats:
+            self._handlers.append(CsvHandler(self.csv_path))
+
+    @property
+    def format(self) -> str:
+        """The selected formats as ``AUDIT_LOG_FORMAT`` spells them (``"none"`` for none)."""
+        return ",".join(self.formats) or "none"
+
+    def log_event(
+        self,
+        action_type: str,
+        status: str = "success",
+        details: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Write one event; it is in the file(s) when this returns. Never raises.
+
+        A write that fails is reported through ``logging.Handler.handleError``
+        (printed to stderr) and counted in the handler's ``records_failed``.
+        """
+        if not self._handlers:
+            return
+        failed = status == "failed"
+        record = logging.LogRecord(
+            _LOGGER_NAME,
+            logging.ERROR if failed else logging.INFO,
+            __file__,
+            0,
+            "%s %s",
+            (str(action_type), status),
+            None,
+        )
+        record.__dict__.update(
+            action_type=action_type,
+            status=status,
+            details=details,
+            error=error,
+            experiment=self.experiment_name,
+        )
+        with self._lock:
+            for handler in self._handlers:
+                handler.handle_batch([record])
+
+    def get_log_summary(self) -> dict[str, Any]:
+        """``{"total_events", "by_action_type", "by_status"}`` counted from the file.
+
+        Read from ``audit_log.json`` when JSON is written, else from
+        ``audit_log.csv`` (streamed); all zero with format ``none``.
+        """
+        by_action: Counter[str] = Counter()
+        by_status: Counter[str] = Counter()
+        if "json" in self.formats:
+            for entry in read_entries(self.json_path):
+                if isinstance(entry, dict):
+                    by_action[str(entry.get("action_type"))] += 1
+                    by_status[str(entry.get("status"))] += 1
+        elif "csv" in self.formats:
+            try:
+                with open(self.csv_path, encoding="utf-8", newline="") as fh:
+                    reader = csv.reader(fh)
+                    next(reader, None)  # the header
+                    for row in reader:
+                        if len(row) >= 3:
+                            by_action[restore_cell(row[1])] += 1
+                            by_status[restore_cell(row[2])] += 1
+            except FileNotFoundError:
+                pass
+        return {
+            "total_events": sum(by_action.values()),
+            "by_action_type": dict(by_action),
+            "by_status": dict(by_status),
+        }
+
+    def close(self) -> None:
+        """Close the files (the object may still log; they are reopened)."""
+        with self._lock:
+            for handler in self._handlers:
+                handler.close()
+
+    def __enter__(self) -> AuditLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<AuditLogger {str(self.root_log_dir)!r} {self.experiment_name!r} {self.format}>"

@@ -1,0 +1,209 @@
+"""CsvHandler: the action audit as a CSV file for spreadsheets, in append order.
+
+``audit_log.csv`` has the header ``timestamp,action_type,status,details,error``
+and one row per entry, oldest first (a spreadsheet log grows at the bottom).
+The cells are those of :func:`audit_logging.writers.json_array.action_entry`;
+``details`` is its JSON text (strict JSON, ``{}`` when absent), ``error`` is
+empty when there is none. The file is UTF-8 without a byte-order mark (so
+``csv.reader`` and pandas read the header as written); rows are quoted by the
+:mod:`csv` module (RFC 4180, ``\\r\\n`` line ends), so a newline inside a cell
+is quoted, never a fake row.
+
+Formula injection (OWASP "CSV injection"): a cell starting with ``=``, ``+``,
+``-``, ``@``, tab or carriage return would be run as a formula by Excel or
+LibreOffice, so it is written with a leading single quote (``'=1+1``). That
+applies to every cell but the timestamp, which the library writes itself.
+:func:`restore_cell` undoes it when reading the file back.
+
+Several processes may append: each batch is one ``write()`` on an ``O_APPEND``
+descriptor under an exclusive ``portalocker`` lock on the file (the lock
+concurrent-log-handler uses), and the header is written under that lock by
+whoever finds the file empty, so it is written once. A writer killed in the
+middle of a write can leave a torn last row; the next writer never glues its
+rows to it: it starts a new line, and first closes the torn row's quoted cell
+if it was left open (found by counting quotes, only in that rare case).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import portalocker
+
+from audit_logging.schema import ACTION_FIELDS, ACTION_KEY, dumps, to_jsonable
+from audit_logging.writers._base import AuditWriter, open_append, write_all
+from audit_logging.writers.json_array import action_entry
+
+__all__ = [
+    "HEADER",
+    "AuditCsvFormatter",
+    "CsvHandler",
+    "action_row",
+    "neutralise",
+    "render_row",
+    "restore_cell",
+]
+
+#: Characters that make a spreadsheet cell a formula (OWASP).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_CHUNK = 1024 * 1024
+
+
+def render_row(fields: Sequence[str]) -> str:
+    """One CSV row (RFC 4180 quoting), ending in ``\\r\\n``."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(fields)
+    return buffer.getvalue()
+
+
+#: The header line of ``audit_log.csv``.
+HEADER = render_row(ACTION_FIELDS)
+
+
+def neutralise(cell: str) -> str:
+    """``cell`` with a leading ``'`` if a spreadsheet would read it as a formula."""
+    return "'" + cell if cell.startswith(FORMULA_TRIGGERS) else cell
+
+
+def restore_cell(cell: str) -> str:
+    """The value :func:`neutralise` was given (for readers of the CSV file)."""
+    if cell.startswith("'") and cell[1:2] and cell[1] in FORMULA_TRIGGERS:
+        return cell[1:]
+    return cell
+
+
+def _text(value: Any) -> str:
+    value = to_jsonable(value)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return dumps(value).decode("utf-8")
+
+
+def action_row(record: logging.LogRecord) -> list[str]:
+    """The five cells of ``record`` (``timestamp, action_type, status, details, error``)."""
+    entry = action_entry(record)
+    return [
+        entry["timestamp"],
+        neutralise(_text(entry["action_type"])),
+        neutralise(_text(entry["status"])),
+        neutralise(dumps(entry["details"]).decode("utf-8")),
+        neutralise(_text(entry["error"])),
+    ]
+
+
+class AuditCsvFormatter(logging.Formatter):
+    """Formats a record as one action-audit CSV row (without the line end).
+
+    For a ``StreamHandler`` or any handler that adds its own terminator::
+
+        "formatters": {"csv": {"()": "audit_logging.AuditCsvFormatter"}}
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return render_row(action_row(record))[:-2]
+
+
+def _open_quote(fd: int, size: int) -> bool:
+    """Whether the file ends inside a quoted cell (an odd number of ``"``)."""
+    count = 0
+    offset = 0
+    while offset < size:
+        data = os.pread(fd, min(_CHUNK, size - offset), offset)
+        if not data:
+            break
+        count += data.count(b'"')
+        offset += len(data)
+    return count % 2 == 1
+
+
+class CsvHandler(AuditWriter):
+    """Appends records carrying ``action_type`` as rows of ``audit_log.csv``.
+
+    dictConfig::
+
+        "sheet": {"class": "audit_logging.CsvHandler", "path": "runs/audit_log.csv"}
+    """
+
+    key = ACTION_KEY
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "audit_log.csv",
+        level: int | str = logging.NOTSET,
+        *,
+        file_mode: int = 0o600,
+        dir_mode: int = 0o700,
+    ) -> None:
+        super().__init__(level, file_mode=file_mode, dir_mode=dir_mode)
+        self.path = os.fspath(path)
+        self._fd = -1
+        self._end = -1  # file size after our last write; -1 = unknown
+
+    @property
+    def baseFilename(self) -> str:
+        """The absolute path of the CSV file (as ``logging.FileHandler.baseFilename``)."""
+        return os.path.abspath(self.path)
+
+    def write_records(self, records: Sequence[logging.LogRecord]) -> None:
+        rows = "".join(render_row(action_row(record)) for record in records).encode("utf-8")
+        self._append(rows)
+        self.records_written += len(records)
+
+    def _append(self, rows: bytes) -> None:
+        if self._fd < 0:
+            self._fd = open_append(self.path, self.file_mode, self.dir_mode)
+        portalocker.lock(self._fd, portalocker.LockFlags.EXCLUSIVE)
+        try:
+            st = os.fstat(self._fd)
+            if st.st_nlink == 0:
+                # The file was removed under us: start it again.
+                portalocker.unlock(self._fd)
+                self._close_fd()
+                self._fd = open_append(self.path, self.file_mode, self.dir_mode)
+                portalocker.lock(self._fd, portalocker.LockFlags.EXCLUSIVE)
+                st = os.fstat(self._fd)
+            size = st.st_size
+            prefix = b""
+            if size == 0:
+                prefix = HEADER.encode("utf-8")
+            elif size != self._end and os.pread(self._fd, 1, size - 1) != b"\n":
+                # A writer died mid-row: end that row (closing its open quote).
+                prefix = b'"\r\n' if _open_quote(self._fd, size) else b"\r\n"
+            data = prefix + rows
+            write_all(self._fd, data)
+            self._end = size + len(data)
+        finally:
+            try:
+                portalocker.unlock(self._fd)
+            except Exception:
+                pass
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = -1
+        self._end = -1
+
+    def flush(self) -> None:
+        """Nothing is buffered: every batch is written with ``os.write`` when it arrives."""
+
+    def close(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._close_fd()
+        super().close()
+
+    def _after_fork_in_child(self) -> None:
+        self._close_fd()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path} ({logging.getLevelName(self.level)})>"

@@ -1,0 +1,710 @@
+"""JsonArrayHandler: the action audit as one JSON array, newest entry first.
+
+What is written
+===============
+
+``audit_log.json`` holds one JSON array of entries::
+
+    {"timestamp": ..., "action_type": ..., "status": ..., "details": {...}, "error": ...}
+
+plus a top-level ``experiment`` field when the record carries ``experiment``
+(the :class:`~audit_logging.facade.AuditLogger` always sets it). The array is
+kept in descending ``timestamp`` order (ties: the later written first).
+
+Field rules (see :func:`action_entry`): ``status`` is written as given, by
+convention ``"success"`` or ``"failed"``; other strings are kept rather than
+refused, because a dropped audit entry is worse than an unusual status. When
+the record carries no ``status`` it is ``"failed"`` if the record carries an
+``error``, an exception or a level of ERROR and above, else ``"success"``.
+``error`` is ``null`` unless given (or, for a failed record, taken from its
+exception). ``details`` is a JSON object, ``{}`` when absent; any other value
+is wrapped as ``{"value": ...}``. Values JSON cannot hold are converted by
+:func:`audit_logging.schema.dumps`, never dropped.
+
+On-disk layout, and why
+=======================
+
+The naive way (read the array, prepend, rewrite) costs O(file) per entry, and
+writing in place leaves an unreadable file when the writer dies mid-write. JSON
+allows any amount of whitespace between tokens, so the file is::
+
+    [<reserve: spaces>{newest},
+    {older},
+    {oldest}
+    ]
+
+one compact entry per line. A new entry is written with one ``pwrite`` into the
+reserve, immediately in front of the current first entry: a few syscalls per
+batch, whatever the size of the file. When the reserve is too small, the file
+is rewritten once (temp file, ``fsync``, ``os.replace``) with a new reserve as
+large as the entries, so the reserve doubles and the copying cost is O(1) per
+entry amortised (the price: the file is up to about twice the size of its
+entries). Entries of over 4 KiB are also written by a rewrite (see below).
+
+Crash safety: every state of the file is valid JSON
+---------------------------------------------------
+
+* Each in-place ``pwrite`` covers only whitespace of the reserve plus, at most,
+  entries it rewrites, and never crosses a 4 KiB page boundary (an entry that
+  would is moved down to end at the boundary; the gap stays whitespace).
+  Linux can cut a ``write()`` short on ``SIGKILL`` only between pages, so a
+  writer killed at any instant leaves each write done or not done.
+* Between two writes the file is valid: a batch is written oldest entry first,
+  each write adding whole entries in front of the array.
+* A batch whose entries are older than entries already at the front (another
+  process wrote in between) is merged: the overlapping front entries and the
+  batch's older entries are rewritten by one ``pwrite`` inside one page, so no
+  entry is ever duplicated or lost, even transiently; if they do not fit in
+  one page the file is rewritten instead.
+* Rewrites go through a temp file, ``fsync`` and ``os.replace``; readers that
+  opened the old file keep reading the old, complete file.
+* An entry larger than 4 KiB cannot be written in one page, so it is written
+  by a rewrite: O(file) for that entry. UI action entries are a few hundred
+  bytes; keep large payloads (thousands of sample ids) for the JSONL journal.
+
+Not guaranteed: a power loss or kernel crash may lose the last entries (no
+``fsync`` per entry) and, on filesystems that reorder sector writes, may leave
+a page half written; a reader racing a write within the same page at the same
+microsecond can see a half-copied page (Linux does not make buffered reads
+atomic against writes). The next writer then finds the file damaged and sets
+it aside (below) instead of writing into it.
+
+Several processes and handlers
+------------------------------
+
+Writers serialise on an exclusive ``portalocker`` lock (``flock``, the lock
+concurrent-log-handler uses) on a sibling ``.{name}.lock`` file, taken once per
+batch; the data file itself cannot carry the lock because rewrites replace it.
+The lock file also holds the inode and the offset of the first entry, so no
+writer scans the reserve; the offset is checked (the 8 KiB before it must be
+whitespace) and recomputed if a writer died before updating it.
+
+Damaged files
+-------------
+
+The first write of a handler validates the file (one full parse). A file that
+is not a JSON array is renamed to ``{name}.corrupt-{UTC time}`` (never deleted,
+never emptied), reported through ``handleError``, and a new file begun. A valid
+array in another layout (e.g. the indented file of the WeightsLab reference) is
+rewritten, entries unchanged, in this layout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import portalocker
+
+from audit_logging.redact import Redactor
+from audit_logging.schema import ACTION_KEY, dumps, format_timestamp, to_jsonable
+from audit_logging.writers._base import AuditWriter, ensure_directory
+
+__all__ = ["CorruptAuditFileError", "JsonArrayHandler", "action_entry", "read_entries"]
+
+PAGE = 4096
+_WS = b" \t\r\n"
+_MIN_RESERVE = 4 * PAGE - 1  # so that the first entry starts on a page boundary
+_CHUNK = 1024 * 1024
+_STATE_SIZE = 64
+_TS_PREFIX = b'{"timestamp":"'
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class CorruptAuditFileError(ValueError):
+    """An existing audit file was not a JSON array; it was set aside."""
+
+
+# --------------------------------------------------------------------------- entries
+
+
+def _name(value: object) -> Any:
+    if isinstance(value, enum.Enum):
+        value = value.value
+    return value if isinstance(value, str) else to_jsonable(value)
+
+
+def action_entry(record: logging.LogRecord) -> dict[str, Any]:
+    """The action-audit entry of ``record`` (``timestamp, action_type, status, details, error``).
+
+    ``experiment`` is added last when the record carries it. The rules are in
+    the module docstring; values are not yet JSON-converted (``dumps`` does it).
+    """
+    d = record.__dict__
+    error = d.get("error")
+    status = d.get("status")
+    exc = record.exc_info[1] if record.exc_info else None
+    if status is None:
+        failed = error is not None or exc is not None or record.levelno >= logging.ERROR
+        status = "failed" if failed else "success"
+    else:
+        status = _name(status)
+    if error is None and status == "failed" and exc is not None:
+        error = f"{type(exc).__name__}: {exc}"
+    details = d.get("details")
+    if details is None:
+        details = {}
+    elif not isinstance(details, Mapping):
+        details = {"value": details}
+    entry: dict[str, Any] = {
+        "timestamp": format_timestamp(record.created),
+        "action_type": _name(d.get(ACTION_KEY)),
+        "status": status,
+        # Secrets never reach an action log (both the JSON array and the CSV).
+        "details": _REDACTOR(details),
+        "error": _REDACTOR(error),
+    }
+    if "experiment" in d:
+        entry["experiment"] = _name(d["experiment"])
+    return entry
+
+
+_REDACTOR = Redactor()
+
+
+class _Entry(NamedTuple):
+    ts: str
+    body: bytes  # one compact JSON object, no separator
+
+
+def _entry_ts(body: bytes) -> str:
+    """The timestamp of an entry line, read from its prefix ("" if it has none: sorts oldest)."""
+    if body.startswith(_TS_PREFIX):
+        end = body.find(b'"', len(_TS_PREFIX))
+        if end > 0:
+            return body[len(_TS_PREFIX) : end].decode("ascii", "replace")
+    return ""
+
+
+def _merge(ordered: Sequence[_Entry], older: Sequence[_Entry] = ()) -> list[_Entry]:
+    """``ordered`` (newest first) merged with entries already written, newest first.
+
+    ``sort(reverse=True)`` is stable: on equal timestamps the new entries come
+    before the ones already written.
+    """
+    merged = [*ordered, *older]
+    merged.sort(key=lambda e: e.ts, reverse=True)
+    return merged
+
+
+def _newest_first(batch: Sequence[_Entry]) -> list[_Entry]:
+    # Reversed first, so that records of equal timestamp are newest (last logged) first.
+    return _merge(batch[::-1])
+
+
+def read_entries(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The entries of an ``audit_log.json`` (newest first); ``[]`` if the file does not exist."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return []
+    if not data.strip(_WS):
+        return []
+    entries = json.loads(data)
+    if not isinstance(entries, list):
+        raise CorruptAuditFileError(f"{os.fspath(path)!r} is not a JSON array")
+    return entries
+
+
+# --------------------------------------------------------------------------- layout
+
+
+@dataclass
+class _Front:
+    """The entries at the front of the array that a batch displaces (newer than its oldest)."""
+
+    entries: list[_Entry]
+    end: int  # offset just after the last displaced line
+    comma: bool  # whether the last displaced entry is followed by another entry
+
+
+def _layout_ok(data: bytes) -> bool:
+    """Whether a parsed-valid array is in our layout: ``[``, whitespace, one entry per line."""
+    if not data.startswith(b"["):
+        return False
+    body = data[1:].lstrip(_WS)
+    if body.startswith(b"]"):
+        return not body[1:].strip(_WS)
+    lines = body.rstrip(_WS).split(b"\n")
+    if lines[-1].strip(_WS) != b"]":
+        return False
+    items = [line.strip(_WS) for line in lines[:-1]]
+    if not items or any(not item for item in items):
+        return False
+    if not all(item.startswith(b"{") and item.endswith(b"},") for item in items[:-1]):
+        return False
+    return items[-1].startswith(b"{") and items[-1].endswith(b"}")
+
+
+def _pack(entries: Sequence[_Entry], end: int, last_comma: bool) -> list[tuple[int, bytes]] | None:
+    """Place ``entries`` (newest first) so that the oldest ends at ``end``; writes, lowest first.
+
+    No entry crosses a page boundary, so each write (one per page) is done or
+    not done after a kill. ``None`` when an entry is over a page or the reserve
+    is too small.
+    """
+    writes: list[tuple[int, bytes]] = []
+    group: list[bytes] = []
+    group_start = end
+    comma = last_comma
+    for entry in reversed(entries):
+        chunk = entry.body + (b",\n" if comma else b"\n")
+        comma = True
+        size = len(chunk)
+        if size > PAGE:
+            return None
+        start = end - size
+        if start // PAGE != (end - 1) // PAGE:
+            if group:
+                writes.append((group_start, b"".join(reversed(group))))
+                group = []
+            end = (end - 1) // PAGE * PAGE  # the spaces left behind stay whitespace
+            start = end - size
+        if start < 1:
+            return None
+        group.append(chunk)
+        group_start = end = start
+    if group:
+        writes.append((group_start, b"".join(reversed(group))))
+    writes.reverse()
+    return writes
+
+
+def _displaced(window: bytes, front: int, oldest: str, complete: bool) -> _Front | None:
+    """The entries at the front newer than ``oldest``; ``None`` if they may run past ``window``."""
+    entries: list[_Entry] = []
+    end, comma, pos = front, True, 0
+    while True:
+        newline = window.find(b"\n", pos)
+        item = window[pos : newline if newline >= 0 else len(window)].strip(_WS)
+        if not item:
+            if newline < 0 and not complete:
+                return None
+            break
+        if item.startswith(b"]"):
+            break
+        ts = _entry_ts(item)
+        if ts <= oldest:
+            break
+        if newline < 0:
+            return None
+        comma = item.endswith(b",")
+        entries.append(_Entry(ts, item[:-1] if comma else item))
+        end = front + newline + 1
+        pos = newline + 1
+        if not comma:
+            break
+    return _Front(entries, end, comma)
+
+
+def _split_merge(batch: list[_Entry], old: list[_Entry]) -> tuple[list[_Entry], list[_Entry]]:
+    """Merge ``batch`` (newest first) with displaced ``old`` entries; split before the first old."""
+    tagged = [(e, False) for e in batch] + [(e, True) for e in old]
+    tagged.sort(key=lambda pair: pair[0].ts, reverse=True)
+    first_old = next(i for i, (_, is_old) in enumerate(tagged) if is_old)
+    return [e for e, _ in tagged[:first_old]], [e for e, _ in tagged[first_old:]]
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _open_rw(path: str) -> int:
+    return os.open(path, os.O_RDWR | _O_CLOEXEC | _O_NOFOLLOW)
+
+
+def _pread_all(fd: int, size: int, offset: int) -> bytes:
+    parts = []
+    while size > 0:
+        data = os.pread(fd, min(size, _CHUNK), offset)
+        if not data:
+            break
+        parts.append(data)
+        size -= len(data)
+        offset += len(data)
+    return b"".join(parts)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def _utc_stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+class JsonArrayHandler(AuditWriter):
+    """Writes records carrying ``action_type`` into a JSON array file, newest entry first.
+
+    dictConfig::
+
+        "actions": {"class": "audit_logging.JsonArrayHandler", "path": "runs/audit_log.json"}
+
+    Entries are never lost to a crash of the writer, and the file parses with
+    ``json.load`` at any instant; see the module docstring for the layout.
+    """
+
+    key = ACTION_KEY
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "audit_log.json",
+        level: int | str = logging.NOTSET,
+        *,
+        file_mode: int = 0o600,
+        dir_mode: int = 0o700,
+    ) -> None:
+        super().__init__(level, file_mode=file_mode, dir_mode=dir_mode)
+        self.path = os.fspath(path)
+        directory, name = os.path.split(self.path)
+        self.lock_path = os.path.join(directory, f".{name}.lock")
+        self._fd = -1
+        self._ino = -1
+        self._lock_fd = -1
+        self._validated = False
+
+    @property
+    def baseFilename(self) -> str:
+        """The absolute path of the array file (as ``logging.FileHandler.baseFilename``)."""
+        return os.path.abspath(self.path)
+
+    # ------------------------------------------------------------------ writing
+
+    def write_records(self, records: Sequence[logging.LogRecord]) -> None:
+        batch = []
+        for record in records:
+            entry = action_entry(record)
+            batch.append(_Entry(entry["timestamp"], dumps(entry)))
+        with self._locked():
+            self._insert(batch, records[0])
+        self.records_written += len(batch)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._lock_fd < 0:
+            flags = os.O_RDWR | os.O_CREAT | _O_CLOEXEC | _O_NOFOLLOW
+            try:
+                self._lock_fd = os.open(self.lock_path, flags, self.file_mode)
+            except FileNotFoundError:
+                ensure_directory(os.path.dirname(self.lock_path) or ".", self.dir_mode)
+                self._lock_fd = os.open(self.lock_path, flags, self.file_mode)
+        fd = self._lock_fd
+        portalocker.lock(fd, portalocker.LockFlags.EXCLUSIVE)
+        try:
+            if os.fstat(fd).st_nlink == 0:
+                # The lock file was removed (its folder recreated?): others lock the new one.
+                self._close_fds()
+                with self._locked():
+                    yield
+                return
+            yield
+        finally:
+            try:
+                portalocker.unlock(fd)
+            except Exception:
+                pass
+
+    def _insert(self, batch: list[_Entry], record: logging.LogRecord) -> None:
+        size = self._open_data(record)
+        front = self._front(size)
+        end_byte = os.pread(self._fd, 1, front)
+        if end_byte not in (b"{", b"]"):
+            # Not our layout any more (edited by hand?): validate it as on start.
+            self._validated = False
+            size = self._open_data(record)
+            front = self._front(size)
+        ordered = _newest_first(batch)
+        new_front = self._insert_in_place(ordered, front, size)
+        if new_front is None:
+            new_front = self._rewrite(ordered, front)
+        self._save_front(new_front)
+
+    def _insert_in_place(self, batch: list[_Entry], front: int, size: int) -> int | None:
+        fd = self._fd
+        window = os.pread(fd, min(size - front, 2 * PAGE), front)
+        complete = front + len(window) == size
+        displaced = _displaced(window, front, batch[-1].ts, complete)
+        if displaced is None:
+            return None
+        writes: list[tuple[int, bytes]] | None
+        if not displaced.entries:
+            writes = _pack(batch, front, last_comma=window.startswith(b"{"))
+            if writes is None:
+                return None
+        else:
+            # Rewrite the displaced entries and the batch's older ones with one
+            # pwrite inside one page, then add the batch's newer ones in front.
+            page_start = (displaced.end - 1) // PAGE * PAGE
+            if front < page_start:
+                return None
+            head, tail = _split_merge(batch, displaced.entries)
+            tail_bytes = b",\n".join(e.body for e in tail)
+            tail_bytes += b",\n" if displaced.comma else b"\n"
+            start = displaced.end - len(tail_bytes)
+            if start < max(1, page_start):
+                return None
+            head_writes = _pack(head, start, last_comma=True)
+            if head_writes is None:
+                return None
+            writes = [*head_writes, (start, tail_bytes)]
+        # Highest offset first: each write puts whole entries in front of the array.
+        for offset, data in reversed(writes):
+            _pwrite_all(fd, data, offset)
+        return writes[0][0]
+
+    # ------------------------------------------------------------------ rewriting
+
+    def _rewrite(self, batch: list[_Entry], front: int) -> int:
+        """Insert ``batch`` by writing a new file (reserve regrown), then ``os.replace``."""
+        size = os.fstat(self._fd).st_size
+        oldest = batch[-1].ts
+        displaced: list[_Entry] = []
+        pos, comma = size, False
+        for item_offset, item, next_offset in self._lines(front, size):
+            if item.startswith(b"]"):
+                pos, comma = item_offset, False
+                break
+            ts = _entry_ts(item)
+            if ts <= oldest:
+                pos, comma = item_offset, True
+                break
+            comma = item.endswith(b",")
+            displaced.append(_Entry(ts, item[:-1] if comma else item))
+            if not comma:  # the oldest entry of the file
+                pos = next_offset
+                break
+        merged = _merge(batch, displaced)
+        head = b",\n".join(e.body for e in merged) + (b",\n" if comma else b"\n")
+        return self._write_new_file(head, rest_from=pos, rest_size=size - pos)
+
+    def _lines(self, start: int, size: int) -> Iterator[tuple[int, bytes, int]]:
+        """``(offset of stripped line, stripped line, offset of next line)`` from ``start``."""
+        buffer = b""
+        buffer_at = start  # file offset of buffer[0]
+        index = 0
+        while True:
+            newline = buffer.find(b"\n", index)
+            if newline < 0:
+                read_at = buffer_at + len(buffer)
+                data = (
+                    os.pread(self._fd, min(_CHUNK, size - read_at), read_at)
+                    if read_at < size
+                    else b""
+                )
+                if data:
+                    buffer_at += index
+                    buffer = buffer[index:] + data
+                    index = 0
+                    continue
+                newline = len(buffer)
+                if index >= newline:
+                    return
+            line = buffer[index:newline]
+            stripped = line.lstrip(_WS)
+            if stripped:
+                yield (
+                    buffer_at + index + len(line) - len(stripped),
+                    stripped.rstrip(_WS),
+                    buffer_at + newline + 1,
+                )
+            index = newline + 1
+
+    def _skip_ws(self, pos: int, size: int) -> int:
+        while pos < size:
+            data = os.pread(self._fd, min(_CHUNK, size - pos), pos)
+            if not data:
+                break
+            stripped = data.lstrip(_WS)
+            pos += len(data) - len(stripped)
+            if stripped:
+                break
+        return pos
+
+    def _write_new_file(self, head: bytes, rest_from: int = 0, rest_size: int = 0) -> int:
+        """Write ``[`` + reserve + ``head`` + the old file's bytes ``[rest_from, +rest_size)``.
+
+        Returns the offset of the first entry. The new file replaces the old one
+        atomically; ``self._fd`` then refers to it.
+        """
+        body = len(head) + rest_size
+        reserve = max(_MIN_RESERVE, body)
+        reserve = -(-(reserve + 1) // PAGE) * PAGE - 1  # first entry on a page boundary
+        directory = os.path.dirname(self.path) or "."
+        tmp = os.path.join(
+            directory, f".{os.path.basename(self.path)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        )
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_NOFOLLOW
+        new = os.open(tmp, flags, self.file_mode)
+        try:
+            if self._fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.fchmod(new, os.fstat(self._fd).st_mode & 0o7777)
+            spaces = b" " * min(reserve, _CHUNK)
+            offset = 0
+            _pwrite_all(new, b"[", offset)
+            offset += 1
+            left = reserve
+            while left:
+                n = min(left, len(spaces))
+                _pwrite_all(new, spaces[:n], offset)
+                offset += n
+                left -= n
+            _pwrite_all(new, head, offset)
+            offset += len(head)
+            copied = 0
+            while copied < rest_size:
+                data = os.pread(self._fd, min(_CHUNK, rest_size - copied), rest_from + copied)
+                if not data:
+                    break
+                _pwrite_all(new, data, offset)
+                offset += len(data)
+                copied += len(data)
+            if rest_size == 0:
+                _pwrite_all(new, b"]\n", offset)
+            os.fsync(new)
+            os.replace(tmp, self.path)
+        except BaseException:
+            os.close(new)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self._fsync_directory(directory)
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = new
+        self._ino = os.fstat(new).st_ino
+        return 1 + reserve
+
+    @staticmethod
+    def _fsync_directory(directory: str) -> None:
+        try:
+            dfd = os.open(directory, os.O_RDONLY | _O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            os.fsync(dfd)
+        except OSError:
+            pass
+        finally:
+            os.close(dfd)
+
+    # ------------------------------------------------------------------ opening / state
+
+    def _open_data(self, record: logging.LogRecord) -> int:
+        """Open (or reopen after a rewrite elsewhere) the data file; its size. Under the lock."""
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        if st is None:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            ensure_directory(os.path.dirname(self.path) or ".", self.dir_mode)
+            self._save_front(self._write_new_file(b""))
+            self._validated = True
+            return os.fstat(self._fd).st_size
+        if st.st_ino != self._ino or self._fd < 0:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            self._fd = _open_rw(self.path)
+            self._ino = os.fstat(self._fd).st_ino
+        if not self._validated:
+            self._validate(record)
+            self._validated = True
+        return os.fstat(self._fd).st_size
+
+    def _validate(self, record: logging.LogRecord) -> None:
+        """Check the whole file once: set a damaged one aside, convert another layout."""
+        size = os.fstat(self._fd).st_size
+        data = _pread_all(self._fd, size, 0)
+        if not data.strip(_WS):
+            self._save_front(self._write_new_file(b""))  # empty (e.g. touched): nothing to keep
+            return
+        try:
+            entries = json.loads(data)
+            if not isinstance(entries, list):
+                raise ValueError(f"a JSON {type(entries).__name__}, not an array")
+        except (ValueError, RecursionError) as exc:
+            self._set_aside(record, exc)
+            return
+        if _layout_ok(data):
+            return
+        lines = []
+        for entry in entries:
+            if isinstance(entry, dict) and "timestamp" in entry:
+                entry = {"timestamp": entry["timestamp"], **entry}
+            lines.append(dumps(entry))
+        head = b",\n".join(lines) + b"\n" if lines else b""
+        self._save_front(self._write_new_file(head))
+
+    def _set_aside(self, record: logging.LogRecord, exc: BaseException) -> None:
+        aside = f"{self.path}.corrupt-{_utc_stamp()}"
+        n = 1
+        while os.path.lexists(aside):
+            n += 1
+            aside = f"{self.path}.corrupt-{_utc_stamp()}-{n}"
+        os.rename(self.path, aside)
+        self._save_front(self._write_new_file(b""))
+        error = CorruptAuditFileError(
+            f"{self.path!r} was not a valid JSON array ({exc}); it was moved to {aside!r} "
+            "and a new file begun"
+        )
+        self._report(record, error)
+
+    def _front(self, size: int) -> int:
+        """Offset of the first entry (or of ``]``): from the lock file's state, checked."""
+        fd = self._fd
+        state = os.pread(self._lock_fd, _STATE_SIZE, 0).split()
+        if len(state) == 2 and state[0].isdigit() and state[1].isdigit():
+            ino, front = int(state[0]), int(state[1])
+            if ino == self._ino and 1 <= front < size:
+                low = max(1, front - 2 * PAGE)
+                before = os.pread(fd, front - low, low)
+                if not before.strip(_WS) and os.pread(fd, 1, front) in (b"{", b"]"):
+                    return front
+        # A writer died before saving the state, or it is missing: scan the reserve.
+        return self._skip_ws(1, size)
+
+    def _save_front(self, front: int) -> None:
+        state = b"%d %d\n" % (self._ino, front)
+        os.pwrite(self._lock_fd, state.ljust(_STATE_SIZE - 1) + b"\n", 0)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _close_fds(self) -> None:
+        for name in ("_fd", "_lock_fd"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                setattr(self, name, -1)
+        self._ino = -1
+
+    def flush(self) -> None:
+        """Nothing is buffered: every batch is written with ``os.pwrite`` when it arrives."""
+
+    def close(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._close_fds()
+        super().close()
+
+    def _after_fork_in_child(self) -> None:
+        self._close_fds()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path} ({logging.getLevelName(self.level)})>"
