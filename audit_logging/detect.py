@@ -137,7 +137,7 @@ def metric_mode(name: str) -> Mode:
     return "max" if any(word in lowered for word in _MAX_WORDS) else "min"
 
 
-def _fmt(x: Any) -> str:
+def fmt(x: Any) -> str:
     """A number as it appears in a reasoning sentence (6 significant digits)."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return str(x)
@@ -269,10 +269,10 @@ class _Plateau(_Rule):
             formulas["relative_change"] = f"({m} - {m}[{bs}]) / abs({m}[{bs}])"
         direction = "increased" if self.mode == "max" else "decreased"
         reasoning = (
-            f"{m} has not {direction} by more than {_fmt(required)} (min_delta "
-            f"{_fmt(self.min_delta)} x its best {_fmt(best)} at step {bs}) for "
+            f"{m} has not {direction} by more than {fmt(required)} (min_delta "
+            f"{fmt(self.min_delta)} x its best {fmt(best)} at step {bs}) for "
             f"{self.since_best} checks (patience {self.patience}); it is "
-            f"{_fmt(fvalue)} at step {step}."
+            f"{fmt(fvalue)} at step {step}."
         )
         return Issue(
             kind="plateau",
@@ -359,9 +359,9 @@ class _Overfitting(_Rule):
             formulas[f"{vn}_change"] = f"{vn} - {vn}[{s0}]"
             formulas[f"{tn}_change"] = f"{tn} - {tn}[{s0}]"
             sentences.append(
-                f"{vn} rose at each of the last {self.checks} checks, from {_fmt(v0)} "
-                f"(step {s0}) to {_fmt(v)} (step {step}), while {tn} fell from "
-                f"{_fmt(t0)} to {_fmt(t)}."
+                f"{vn} rose at each of the last {self.checks} checks, from {fmt(v0)} "
+                f"(step {s0}) to {fmt(v)} (step {step}), while {tn} fell from "
+                f"{fmt(t0)} to {fmt(t)}."
             )
             causes.append(_CAUSES["overfitting_loss"])
         if self.gap_rule:
@@ -378,9 +378,9 @@ class _Overfitting(_Rule):
             formulas["gap_growth"] = f"({an} - {bn}) - ({an}[{s0}] - {bn}[{s0}])"
             thresholds["gap_threshold"] = self.gap_threshold
             sentences.append(
-                f"The gap {an} - {bn} is {_fmt(gap)} at step {step}, above the "
-                f"threshold {_fmt(self.gap_threshold)} and up from {_fmt(gap0)} at step "
-                f"{s0} (growth {_fmt(gap - gap0)})."
+                f"The gap {an} - {bn} is {fmt(gap)} at step {step}, above the "
+                f"threshold {fmt(self.gap_threshold)} and up from {fmt(gap0)} at step "
+                f"{s0} (growth {fmt(gap - gap0)})."
             )
             causes.append(_CAUSES["overfitting_gap"])
         return Issue(
@@ -446,7 +446,7 @@ class _Divergence(_Rule):
                 ls, lv = last
                 evidence[f"last_finite_{name}"] = lv
                 formulas[f"last_finite_{name}"] = f"{name}[{ls}]"
-                sentence += f"; its last finite value was {_fmt(lv)} at step {ls}"
+                sentence += f"; its last finite value was {fmt(lv)} at step {ls}"
             return Issue(
                 kind="divergence",
                 probable_cause=_CAUSES["divergence_nonfinite"],
@@ -470,8 +470,8 @@ class _Divergence(_Rule):
             probable_cause=_CAUSES["divergence_ratio"],
             evidence=evidence,
             reasoning=(
-                f"{name} is {_fmt(fvalue)} at step {step}, {_fmt(ratio)} times its best "
-                f"{_fmt(best)} (step {bs}), above the divergence factor {_fmt(self.factor)}."
+                f"{name} is {fmt(fvalue)} at step {step}, {fmt(ratio)} times its best "
+                f"{fmt(best)} (step {bs}), above the divergence factor {fmt(self.factor)}."
             ),
             step=step,
             decision=_FLAGGED,
@@ -582,9 +582,9 @@ class _Instability(_Rule):
             reasoning=(
                 f"{name} changed direction {self.changes} of {possible} possible times over "
                 f"its last {self.window} values (steps {first} to {step}; threshold fraction "
-                f"{_fmt(self.min_fraction)}) and moved on average {_fmt(self.swing)} of its "
-                f"mean {_fmt(self.mean)} per step (total variation {_fmt(self.variation)}; "
-                f"threshold {_fmt(self.min_swing)})."
+                f"{fmt(self.min_fraction)}) and moved on average {fmt(self.swing)} of its "
+                f"mean {fmt(self.mean)} per step (total variation {fmt(self.variation)}; "
+                f"threshold {fmt(self.min_swing)})."
             ),
             step=step,
             decision=_FLAGGED,

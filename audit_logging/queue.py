@@ -36,6 +36,8 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal
 
+from audit_logging.schema import AUDIT_EXTRA_KEYS
+
 __all__ = ["AuditQueueHandler", "QueueFullPolicy"]
 
 QueueFullPolicy = Literal["block", "drop"]
@@ -43,24 +45,7 @@ QueueFullPolicy = Literal["block", "drop"]
 _IMMUTABLE: Final = frozenset({str, int, float, bool, type(None), bytes, complex})
 
 #: ``extra`` keys whose values are copied at call time (any audit key may hold a container).
-_SNAPSHOT_KEYS: Final = (
-    "event",
-    "dataset",
-    "model",
-    "decision",
-    "reasoning",
-    "metrics_snapshot",
-    "details",
-    "error",
-    "status",
-    "action_type",
-    "warning_type",
-    "recommendation",
-    "fingerprint",
-    "severity",
-    "git_commit",
-    "experiment",
-)
+_SNAPSHOT_KEYS: Final = AUDIT_EXTRA_KEYS
 
 
 def snapshot(value: Any, _memo: dict[int, Any] | None = None) -> Any:

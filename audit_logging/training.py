@@ -78,7 +78,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from audit_logging import schema
-from audit_logging.detect import Issue, IssueDetector, metric_mode
+from audit_logging.detect import Issue, IssueDetector, fmt, metric_mode
 
 __all__ = ["DatasetInfo", "TrainingRun", "run_demo_training"]
 
@@ -178,12 +178,6 @@ def scan_csv(path: str | os.PathLike[str], encoding: str = "utf-8-sig") -> Datas
     return DatasetInfo(
         os.fspath(path), hashing.size, hashing.digest.hexdigest(), rows, columns, ragged
     )
-
-
-def _fmt(x: Any) -> str:
-    if isinstance(x, float):
-        return f"{x:.6g}"
-    return str(x)
 
 
 def _describe_error(exc: BaseException) -> str:
@@ -415,7 +409,7 @@ class TrainingRun:
             return
         self._ended = True
         duration = self.duration
-        where = f"at step {self.last_step} after {self.calls} progress calls and {_fmt(duration)} s"
+        where = f"at step {self.last_step} after {self.calls} progress calls and {fmt(duration)} s"
         if exc is None:
             reasoning = f"Finished normally {where}."
             stops = [i for i in self.issues if i.kind in self.stop_on]
@@ -600,7 +594,7 @@ class TrainingRun:
         """Log MODEL_EVALUATED with the metrics as given."""
         if reasoning is None and metrics:
             reasoning = "Metrics computed by the training code: " + ", ".join(
-                f"{k} {_fmt(v)}" for k, v in metrics.items()
+                f"{k} {fmt(v)}" for k, v in metrics.items()
             )
             reasoning += "."
         self._log(
@@ -753,11 +747,11 @@ class TrainingRun:
         winner, loser = (name_a, name_b) if better_a else (name_b, name_a)
         sense = "higher" if direction == "max" else "lower"
         if difference == 0:
-            reasoning = f"{name_a} and {name_b} have the same {metric} {_fmt(va)}; kept the first."
+            reasoning = f"{name_a} and {name_b} have the same {metric} {fmt(va)}; kept the first."
         else:
             reasoning = (
-                f"{winner} has the {sense} {metric}: {name_a} {_fmt(va)} vs {name_b} "
-                f"{_fmt(vb)} (difference {_fmt(difference)}; {sense} is better)."
+                f"{winner} has the {sense} {metric}: {name_a} {fmt(va)} vs {name_b} "
+                f"{fmt(vb)} (difference {fmt(difference)}; {sense} is better)."
             )
         self._log(
             logging.INFO,
