@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import logging.config
 import shutil
@@ -107,10 +108,15 @@ def test_fileconfig_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     logging.config.fileConfig("logging.ini", disable_existing_loggers=False)
     gc.collect()
     logging.getLogger("trainer").info("go", extra={"event": "TRAINING_STARTED"})
+    logging.getLogger("ui").info("pause", extra={"action_type": "pause"})
+    logging.getLogger("git").warning("dirty", extra={"warning_type": "dirty_git"})
     audit = next(h for h in logging.getLogger().handlers if isinstance(h, AuditQueueHandler))
     audit.flush()
     [line] = read_jsonl(journal_files(tmp_path / "logs")[0])
     assert line["event"] == "TRAINING_STARTED"
+    [entry] = json.loads((tmp_path / "audit_log.json").read_text())
+    assert entry["action_type"] == "pause"
+    assert len(list((tmp_path / "training_logs" / "warnings").glob("*_dirty_git_*.json"))) == 1
 
 
 def test_handler_objects_are_accepted(tmp_path: Path, logger: logging.Logger) -> None:
