@@ -142,9 +142,13 @@ def _add_gcs_sources(sources: reader.Sources, urls: Sequence[str]) -> reader.Sou
 
 
 def _temp_dir() -> str:
+    import atexit
+    import shutil
     import tempfile
 
-    return tempfile.mkdtemp(prefix="audit-logging-gcs-")
+    path = tempfile.mkdtemp(prefix="audit-logging-gcs-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 # ---------------------------------------------------------------------- summary
