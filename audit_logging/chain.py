@@ -23,10 +23,25 @@ JSON library or another formats a float (``1e16`` against ``1e+16``).
 With ``AUDIT_LOG_HMAC_KEY`` set (or ``hmac_key=``), lines and digests carry
 HMAC-SHA256: whoever can edit the files but does not hold the key cannot
 forge a consistent chain.
+
+The action logs carry the same links: each entry of the ``audit_log.json``
+array ends with ``"seq":N,"hash":"H"`` over its compact line without the hash
+member, and a chained ``audit_log.csv`` (``CsvHandler(chain=True)``) ends each
+row with ``seq`` and ``hash`` cells, ``H`` over the row's bytes up to and
+including the ``seq`` cell (see the two writers). ``seq`` counts entries in
+the order they were written, which in the array, kept sorted by timestamp,
+is not always their position, so both are checked in ``seq`` order: an
+edited entry (by its position and ``seq``), a missing ``seq`` and a
+duplicated ``seq`` are reported. An array has no digest file; the hidden lock
+file's state (last ``seq`` written) catches removed newest entries unless it
+was edited too. Entries without ``seq``/``hash`` older than the chain's first
+entry are taken as history from before chaining began; newer ones are
+reported.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import hmac
 import itertools
@@ -37,6 +52,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from audit_logging.schema import ACTION_FIELDS, dumps
+
 __all__ = [
     "GENESIS",
     "ChainProblem",
@@ -44,12 +61,17 @@ __all__ = [
     "VerifyReport",
     "digest_path",
     "hasher_from_env",
+    "iter_logs",
     "split_hash",
     "verify_paths",
 ]
 
 GENESIS = "0" * 64
 _HASH_MEMBER = b',"hash":"'
+#: The header of a chained action CSV (what ``CsvHandler(chain=True)`` writes).
+CSV_CHAINED_HEADER = (",".join((*ACTION_FIELDS, "seq", "hash")) + "\r\n").encode("ascii")
+_CSV_CHAIN_CELLS = re.compile(rb",(\d+),([0-9a-f]{64})\r?$")
+_JSON_WS = b" \t\r\n"
 _JOURNAL_NAME = re.compile(
     r"^(?P<prefix>.+?)-(?P<day>\d{4}-\d{2}-\d{2})(?:-(?P<session>.+))?\.jsonl$"
 )
@@ -151,7 +173,9 @@ class ChainProblem:
 
     path: str
     line: int | None  # 1-based line number in the file, None for the whole file
-    kind: str  # edited | missing | reordered | truncated | digest | chain-break | malformed
+    # edited | missing | duplicated | reordered | truncated | digest | chain-break |
+    # malformed | unchained
+    kind: str
     message: str
 
     def __str__(self) -> str:
@@ -356,18 +380,308 @@ def iter_journals(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
             raise FileNotFoundError(2, "No such file or directory", str(path))
 
 
+def _is_chained_csv(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(CSV_CHAINED_HEADER)) == CSV_CHAINED_HEADER
+    except OSError:
+        return False
+
+
+def iter_logs(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str, Path]]:
+    """``(kind, path)`` of every log to verify under ``paths``: journal, array or csv.
+
+    In a folder (recursively): ``*.jsonl`` journals, ``audit_log*.json`` arrays
+    (not digest files) and ``*.csv`` files whose header has the ``seq,hash``
+    columns. A file named explicitly is taken by its suffix (``.json``: array,
+    ``.csv``: CSV, else journal), chained or not.
+    """
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            found: list[tuple[str, Path]] = []
+            for p in path.rglob("*"):
+                name = p.name
+                if name.endswith(".jsonl"):
+                    kind = "journal"
+                elif name.startswith("audit_log") and name.endswith(".json"):
+                    if name.endswith(".digest.json"):
+                        continue
+                    kind = "array"
+                elif name.endswith(".csv"):
+                    kind = "csv"
+                else:
+                    continue
+                if p.is_file() and (kind != "csv" or _is_chained_csv(p)):
+                    found.append((kind, p))
+            found.sort(key=lambda pair: pair[1])
+            yield from found
+        elif path.exists():
+            suffix = path.suffix.lower()
+            yield {".json": "array", ".csv": "csv"}.get(suffix, "journal"), path
+        else:
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+
+
+# ---------------------------------------------------------------------- action logs
+
+
+@dataclass
+class _Link:
+    where: int  # 1-based line of the file (for the array: also the entry's position)
+    seq: int
+    hashed: bytes
+    stored: str
+    repeated: bool  # an earlier entry has the same seq
+
+
+def _check_links(
+    name: str, links: Iterable[_Link], hasher: Hasher, problems: list[ChainProblem], unit: str
+) -> tuple[int, int]:
+    """Check entries in ``seq`` order, wherever they are; ``(count, highest seq)``.
+
+    Each entry is checked against the stored hash of the entry with the
+    previous ``seq`` (64 zeros for ``seq`` 1), so one edited entry is reported
+    once, not as a cascade. Entries whose predecessor is not seen yet wait.
+    """
+    hashes: dict[int, list[str]] = {}
+    waiting: dict[int, list[_Link]] = {}
+    count = 0
+
+    def judge(link: _Link, previous: list[str]) -> None:
+        what = f"{unit} {link.where} (seq {link.seq})"
+        if not any(hasher(p, link.hashed) == link.stored for p in previous):
+            hint = ""
+            if link.seq == 1 and not hasher.key:
+                hint = " (written with an HMAC key? set AUDIT_LOG_HMAC_KEY)"
+            again = ", and its seq appears again" if link.repeated else ""
+            problems.append(
+                ChainProblem(
+                    name, link.where, "edited", f"{what} does not match its hash{again}{hint}"
+                )
+            )
+        elif link.repeated:
+            problems.append(
+                ChainProblem(name, link.where, "duplicated", f"{what}: its seq appears again")
+            )
+
+    for link in links:
+        count += 1
+        if link.seq == 1:
+            judge(link, [GENESIS])
+        elif link.seq - 1 in hashes:
+            judge(link, hashes[link.seq - 1])
+        else:
+            waiting.setdefault(link.seq - 1, []).append(link)
+        hashes.setdefault(link.seq, []).append(link.stored)
+        for pending in waiting.pop(link.seq, ()):
+            judge(pending, hashes[link.seq])
+    present = sorted(hashes)
+    for missing, pending_links in sorted(waiting.items()):
+        below = bisect.bisect_left(present, missing)
+        low = present[below - 1] + 1 if below else 1
+        if low == missing:
+            gone = f"the {unit} with seq {missing} is gone"
+        else:
+            gone = f"the {unit}s with seq {low} to {missing} are gone"
+        for link in pending_links:
+            problems.append(
+                ChainProblem(
+                    name, link.where, "missing", f"{unit} {link.where} (seq {link.seq}): {gone}"
+                )
+            )
+    return count, present[-1] if present else 0
+
+
+def _array_items(data: bytes, entries: list[object]) -> list[bytes]:
+    """The entries' bytes as on disk: one per line in the writer's layout.
+
+    An array in another layout (pretty-printed by an editor, say) gives the
+    entries re-encoded compactly, as the writer itself converts such a file.
+    """
+    items = []
+    for line in data.split(b"\n"):
+        item = line.strip(_JSON_WS).lstrip(b"[").strip(_JSON_WS)
+        if item.endswith(b","):
+            item = item[:-1]
+        if item.startswith(b"{") and item.endswith(b"}"):
+            items.append(item)
+    if len(items) == len(entries):
+        return items
+    return [dumps(entry) for entry in entries]
+
+
+def _lock_state_seq(path: Path) -> int | None:
+    """The last ``seq`` the writer's lock file records for ``path`` as it is, if any."""
+    try:
+        # Two lines: "inode offset" in 64 bytes, then "inode offset seq hash" in 128.
+        state = (path.parent / f".{path.name}.lock").read_bytes()[:192]
+        ino = path.stat().st_ino
+    except OSError:
+        return None
+    first, chain = state[:64].split(), state[64:].split()
+    if (
+        len(first) == 2
+        and len(chain) == 4
+        and chain[:2] == first
+        and chain[2].isdigit()
+        and first[0] == b"%d" % ino
+    ):
+        return int(chain[2])
+    return None
+
+
+def verify_array(path: Path, hasher: Hasher, report: VerifyReport, named: bool = False) -> None:
+    """Check the chain of an ``audit_log.json`` array (see the module docstring)."""
+    name = str(path)
+    problems = report.problems
+    data = path.read_bytes()
+    try:
+        entries = json.loads(data) if data.strip(_JSON_WS) else []
+    except ValueError:
+        entries = None
+    if not isinstance(entries, list):
+        report.files += 1
+        problems.append(ChainProblem(name, None, "malformed", "not a JSON array"))
+        return
+    links: list[_Link] = []
+    plain: list[tuple[int, str]] = []  # (position, timestamp) of entries without a hash
+    by_seq: dict[int, list[_Link]] = {}
+    for position, item in enumerate(_array_items(data, entries), 1):
+        parts = split_hash(item)
+        seq = _seq_of(parts[0]) if parts is not None else None
+        if parts is None or seq is None:
+            plain.append((position, _entry_stamp(entries[position - 1])))
+            continue
+        link = _Link(position, seq, parts[0], parts[1], False)
+        links.append(link)
+        by_seq.setdefault(seq, []).append(link)
+    for group in by_seq.values():
+        if len(group) > 1:
+            _mark_copies(group, entries)
+    if not links:
+        if named and entries:
+            report.files += 1
+            problems.append(
+                ChainProblem(name, None, "unchained", "no entry has seq/hash (chain=False?)")
+            )
+        elif named:
+            report.files += 1
+        return
+    report.files += 1
+    report.lines += len(entries)
+    # Oldest first: entries mostly follow their predecessor, so few wait.
+    _, last_seq = _check_links(name, reversed(links), hasher, problems, "entry")
+    first = min(links, key=lambda link: link.seq)
+    since = _entry_stamp(entries[first.where - 1])
+    for position, stamp in plain:
+        if stamp > since:
+            problems.append(
+                ChainProblem(
+                    name,
+                    position,
+                    "unchained",
+                    f"entry {position} has no seq/hash but is newer than the chain's first entry",
+                )
+            )
+    recorded = _lock_state_seq(path)
+    if recorded is not None and recorded > last_seq:
+        problems.append(
+            ChainProblem(
+                name,
+                None,
+                "truncated",
+                f"the writer recorded seq {recorded} but the array ends at seq {last_seq}",
+            )
+        )
+
+
+def _mark_copies(group: list[_Link], entries: list[object]) -> None:
+    """Of entries sharing a ``seq``, mark all but one as repeated.
+
+    The one kept is the first that sits in timestamp order among its
+    neighbours (where the writer put it), else the lowest in the array.
+    """
+
+    def in_place(link: _Link) -> bool:
+        at = link.where - 1
+        stamp = _entry_stamp(entries[at])
+        newer = _entry_stamp(entries[at - 1]) if at > 0 else stamp
+        older = _entry_stamp(entries[at + 1]) if at + 1 < len(entries) else stamp
+        return newer >= stamp >= older
+
+    kept = next((link for link in group if in_place(link)), group[-1])
+    for link in group:
+        link.repeated = link is not kept
+
+
+def _entry_stamp(entry: object) -> str:
+    stamp = entry.get("timestamp") if isinstance(entry, dict) else None
+    return stamp if isinstance(stamp, str) else ""
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(line number, row bytes with line end)`` of a CSV file; quoted newlines stay inside."""
+    with path.open("rb") as fh:
+        start, quotes = 0, 0
+        parts: list[bytes] = []
+        for number, line in enumerate(fh, 1):
+            if not parts:
+                start = number
+            parts.append(line)
+            quotes += line.count(b'"')
+            if quotes % 2 == 0:
+                yield start, b"".join(parts)
+                parts, quotes = [], 0
+        if parts:
+            yield start, b"".join(parts)
+
+
+def verify_csv(path: Path, hasher: Hasher, report: VerifyReport) -> None:
+    """Check the chain of an action CSV written with ``chain=True``."""
+    name = str(path)
+    problems = report.problems
+    report.files += 1
+    rows = _csv_rows(path)
+    header = next(rows, None)
+    if header is None or header[1] != CSV_CHAINED_HEADER:
+        problems.append(ChainProblem(name, None, "unchained", "the header has no seq,hash columns"))
+        return
+    links: list[_Link] = []
+    seen: set[int] = set()
+    for number, raw in rows:
+        report.lines += 1
+        if not raw.endswith(b"\n"):
+            problems.append(ChainProblem(name, number, "truncated", "last row is cut off"))
+            break
+        row = raw[:-1]
+        match = _CSV_CHAIN_CELLS.search(row)
+        if match is None:
+            problems.append(
+                ChainProblem(name, number, "malformed", "row has no seq,hash cells (cut off?)")
+            )
+            continue
+        seq = int(match[1])
+        links.append(_Link(number, seq, row[: match.start(2) - 1], match[2].decode(), seq in seen))
+        seen.add(seq)
+    _check_links(name, links, hasher, problems, "row")
+
+
 def verify_paths(
     paths: Iterable[str | os.PathLike[str]],
     hasher: Hasher | None = None,
     on_file: Callable[[int, int, Path], None] | None = None,
 ) -> VerifyReport:
-    """Verify every journal under ``paths``; an intact set gives ``report.ok``.
+    """Verify every journal and action log under ``paths``; an intact set gives ``report.ok``.
 
     ``on_file(n, total, path)`` is called before each file (for a progress bar).
     """
     hasher = hasher or hasher_from_env()
     report = VerifyReport()
-    journals = list(iter_journals(paths))
+    given = [Path(p) for p in paths]
+    logs = list(iter_logs(given))
+    named = {p for p in given if not p.is_dir()}
+    journals = [path for kind, path in logs if kind == "journal"]
     # Whole folders: each journal's predecessor is the one before it in its
     # series (same folder, prefix, session), without listing the folder per file.
     series: dict[tuple[Path, str, str | None], list[tuple[str, Path]]] = {}
@@ -379,8 +693,13 @@ def verify_paths(
         members.sort()
         for (_, before), (_, after) in itertools.pairwise(members):
             report._predecessors[after] = before
-    for n, journal in enumerate(journals, 1):
+    for n, (kind, path) in enumerate(logs, 1):
         if on_file is not None:
-            on_file(n, len(journals), journal)
-        verify_file(journal, hasher, report)
+            on_file(n, len(logs), path)
+        if kind == "journal":
+            verify_file(path, hasher, report)
+        elif kind == "array":
+            verify_array(path, hasher, report, named=path in named)
+        else:
+            verify_csv(path, hasher, report)
     return report

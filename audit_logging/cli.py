@@ -270,7 +270,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if progress:
         sys.stderr.write("\r" + " " * 80 + "\r")
     if not report.files:
-        raise CommandError("no journal (*.jsonl) found under " + " ".join(args.paths))
+        raise CommandError(
+            "no journal, audit_log*.json or chained CSV found under " + " ".join(args.paths)
+        )
     for problem in sorted(report.problems, key=lambda p: (p.path, p.line or 0)):
         print(problem)
     status = "intact" if report.ok else f"{len(report.problems)} problem(s)"

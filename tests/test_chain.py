@@ -189,3 +189,32 @@ def test_unchained_journals_have_no_hash(tmp_path: Path, logger: logging.Logger)
     [path] = journal_files(tmp_path)
     assert all("hash" not in line for line in read_jsonl(path))
     assert not (tmp_path / (path.name + ".digest.json")).exists()
+
+
+def test_a_folder_is_searched_for_journals_arrays_and_chained_csv(
+    tmp_path: Path, logger: logging.Logger
+) -> None:
+    from audit_logging.chain import iter_logs
+    from audit_logging.writers.csv import CsvHandler
+    from audit_logging.writers.json_array import JsonArrayHandler
+
+    write_days(tmp_path, logger, days=2, per_day=3, prefix="audit_log")  # digests: *.json
+    rec = logging.LogRecord("ui", logging.INFO, __file__, 1, "m", None, None)
+    rec.__dict__["action_type"] = "pause"
+    for handler in (
+        JsonArrayHandler(tmp_path / "runs" / "audit_log.json"),
+        CsvHandler(tmp_path / "runs" / "audit_log.csv", chain=True),
+        CsvHandler(tmp_path / "runs" / "plain.csv"),  # not chained: not a log to verify
+    ):
+        handler.handle_batch([rec, rec])
+        handler.close()
+    found = [(kind, path.relative_to(tmp_path).as_posix()) for kind, path in iter_logs([tmp_path])]
+    assert found == [
+        ("journal", "audit_log-2026-11-01.jsonl"),
+        ("journal", "audit_log-2026-11-02.jsonl"),
+        ("csv", "runs/audit_log.csv"),
+        ("array", "runs/audit_log.json"),
+    ]
+    report = verify_paths([tmp_path])
+    assert report.ok, report.problems
+    assert (report.files, report.lines) == (4, 10)

@@ -55,7 +55,7 @@ def handler(tmp_path: Path) -> Any:
     h.close()
 
 
-def test_entries_have_the_five_fields_newest_first(
+def test_entries_have_the_five_fields_then_seq_and_hash_newest_first(
     tmp_path: Path, logger: logging.Logger, handler: JsonArrayHandler
 ) -> None:
     logger.addHandler(handler)
@@ -73,7 +73,13 @@ def test_entries_have_the_five_fields_newest_first(
         "status": "success",
         "details": {"lr": 0.001},
         "error": None,
+        "seq": 1,
+        "hash": entries[2]["hash"],
     }
+    # The five fields first, then the chain members (seq in write order).
+    fields = ["timestamp", "action_type", "status", "details", "error", "seq", "hash"]
+    assert list(entries[0]) == list(entries[2]) == fields
+    assert [e["seq"] for e in entries] == [3, 2, 1]
     assert entries[1]["details"] == {}
     assert entries[0]["status"] == "failed" and entries[0]["error"] == "bad syntax"
     assert entries[0]["timestamp"].endswith("Z") and len(entries[0]["timestamp"]) == 27

@@ -22,6 +22,26 @@ whoever finds the file empty, so it is written once. A writer killed in the
 middle of a write can leave a torn last row; the next writer never glues its
 rows to it: it starts a new line, and first closes the torn row's quoted cell
 if it was left open (found by counting quotes, only in that rare case).
+
+Hash chain (``chain=True``; off by default, so that the default file keeps
+exactly the five columns above): the header gains two trailing columns,
+``...,error,seq,hash``, and every row two trailing cells: ``seq`` numbers the
+rows from 1 and ``hash`` is the journal's link (see :mod:`audit_logging.chain`;
+SHA-256, or HMAC-SHA256 with ``hmac_key`` or ``AUDIT_LOG_HMAC_KEY``) over the
+previous row's hash (64 hex digits; 64 zeros for the first row) followed by
+the row's exact UTF-8 bytes from its first byte up to and including the
+``seq`` cell, i.e. without the ``,`` before the hash cell, the hash cell and
+the ``\r\n``::
+
+    row(n) on disk = cells(n) + "," + seq + "," + hash(n) + "\r\n"
+    hash(n)        = SHA256( hash(n-1) + cells(n) + "," + seq )
+
+``seq`` and ``hash`` are digits and hex, never quoted. The previous row's
+``seq`` and ``hash`` are read from the end of the file under the lock (only
+when another writer appended since our last batch), so several processes
+keep one chain. A file keeps the columns its header has: a chained handler
+that finds an unchained file (or the reverse) writes rows in the file's
+format and reports the mismatch once through ``handleError``.
 """
 
 from __future__ import annotations
@@ -30,16 +50,19 @@ import csv
 import io
 import logging
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import portalocker
 
+from audit_logging.chain import GENESIS, hasher_from_env
 from audit_logging.schema import ACTION_FIELDS, ACTION_KEY, dumps, to_jsonable
 from audit_logging.writers._base import AuditWriter, open_append, write_all
 from audit_logging.writers.json_array import action_entry
 
 __all__ = [
+    "CHAINED_HEADER",
     "HEADER",
     "AuditCsvFormatter",
     "CsvHandler",
@@ -52,6 +75,10 @@ __all__ = [
 #: Characters that make a spreadsheet cell a formula (OWASP).
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _CHUNK = 1024 * 1024
+_TAIL_CHUNK = 64 * 1024
+_TAIL_LIMIT = 4 * 1024 * 1024
+#: The two cells closing a chained row.
+_CHAIN_CELLS = re.compile(rb",(\d+),([0-9a-f]{64})\r?\n")
 
 
 def render_row(fields: Sequence[str]) -> str:
@@ -63,6 +90,8 @@ def render_row(fields: Sequence[str]) -> str:
 
 #: The header line of ``audit_log.csv``.
 HEADER = render_row(ACTION_FIELDS)
+#: The header line of a chained ``audit_log.csv`` (``CsvHandler(chain=True)``).
+CHAINED_HEADER = render_row((*ACTION_FIELDS, "seq", "hash"))
 
 
 def neutralise(cell: str) -> str:
@@ -110,6 +139,25 @@ class AuditCsvFormatter(logging.Formatter):
         return render_row(action_row(record))[:-2]
 
 
+def read_tail(fd: int, size: int) -> tuple[int, bytes]:
+    """``(seq, hash)`` of the last whole chained row of a file of ``size`` bytes.
+
+    Reads backwards from the end, never the whole file; ``(0, 64 zeros)``
+    when there is no chained row (a header only, or an unchained file).
+    """
+    pos = size
+    buffer = b""
+    while pos > 0 and size - pos < _TAIL_LIMIT:
+        start = max(0, pos - _TAIL_CHUNK)
+        buffer = os.pread(fd, pos - start, start) + buffer
+        pos = start
+        matches = _CHAIN_CELLS.findall(buffer)
+        if matches:
+            seq, digest = matches[-1]
+            return int(seq), digest
+    return 0, GENESIS.encode("ascii")
+
+
 def _open_quote(fd: int, size: int) -> bool:
     """Whether the file ends inside a quoted cell (an odd number of ``"``)."""
     count = 0
@@ -129,6 +177,10 @@ class CsvHandler(AuditWriter):
     dictConfig::
 
         "sheet": {"class": "audit_logging.CsvHandler", "path": "runs/audit_log.csv"}
+
+    With ``chain=True`` rows end with ``seq`` and ``hash`` cells, a hash chain
+    (HMAC-SHA256 with ``hmac_key`` or ``AUDIT_LOG_HMAC_KEY``) that
+    ``audit-logging verify`` checks; see the module docstring.
     """
 
     key = ACTION_KEY
@@ -138,13 +190,22 @@ class CsvHandler(AuditWriter):
         path: str | os.PathLike[str] = "audit_log.csv",
         level: int | str = logging.NOTSET,
         *,
+        chain: bool = False,
+        hmac_key: str | bytes | None = None,
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
     ) -> None:
         super().__init__(level, file_mode=file_mode, dir_mode=dir_mode)
         self.path = os.fspath(path)
+        #: Whether rows carry ``seq`` and ``hash`` cells (see the module docstring).
+        self.chain = chain
+        self._link = hasher_from_env(hmac_key).link
         self._fd = -1
         self._end = -1  # file size after our last write; -1 = unknown
+        self._chained: bool | None = None  # the open file's format, from its header
+        self._seq = 0  # seq and hash of the last row, valid when the size is _end
+        self._hash = GENESIS.encode("ascii")
+        self._mismatch_reported = False
 
     @property
     def baseFilename(self) -> str:
@@ -152,11 +213,34 @@ class CsvHandler(AuditWriter):
         return os.path.abspath(self.path)
 
     def write_records(self, records: Sequence[logging.LogRecord]) -> None:
-        rows = "".join(render_row(action_row(record)) for record in records).encode("utf-8")
-        self._append(rows)
+        # Rendered here without their line ends; chained (or not) under the lock.
+        cells = [render_row(action_row(r))[:-2].encode("utf-8") for r in records]
+        self._append(cells, records[0])
         self.records_written += len(records)
 
-    def _append(self, rows: bytes) -> None:
+    def _file_chained(self) -> bool:
+        """Whether the open file's header has the ``seq,hash`` columns (read once per open)."""
+        if self._chained is None:
+            first = os.pread(self._fd, len(CHAINED_HEADER), 0)
+            self._chained = first == CHAINED_HEADER.encode("utf-8")
+        return self._chained
+
+    def _chain_rows(self, size: int, cells: list[bytes]) -> bytes:
+        """``cells`` (rendered rows without line end) with ``seq`` and ``hash``, as bytes."""
+        if size != self._end:
+            # Another process (or an earlier run) appended: read its last row.
+            self._seq, self._hash = read_tail(self._fd, size)
+        seq, last, link = self._seq, self._hash, self._link
+        chunks = []
+        for row in cells:
+            seq += 1
+            unhashed = b"%s,%d" % (row, seq)
+            last = link(last, unhashed)
+            chunks.append(b"%s,%s\r\n" % (unhashed, last))
+        self._seq, self._hash = seq, last
+        return b"".join(chunks)
+
+    def _append(self, cells: list[bytes], record: logging.LogRecord) -> None:
         if self._fd < 0:
             self._fd = open_append(self.path, self.file_mode, self.dir_mode)
         portalocker.lock(self._fd, portalocker.LockFlags.EXCLUSIVE)
@@ -172,10 +256,15 @@ class CsvHandler(AuditWriter):
             size = st.st_size
             prefix = b""
             if size == 0:
-                prefix = HEADER.encode("utf-8")
+                self._chained = self.chain
+                prefix = (CHAINED_HEADER if self.chain else HEADER).encode("utf-8")
             elif size != self._end and os.pread(self._fd, 1, size - 1) != b"\n":
                 # A writer died mid-row: end that row (closing its open quote).
                 prefix = b'"\r\n' if _open_quote(self._fd, size) else b"\r\n"
+            chained = self._file_chained() if size else self.chain
+            if chained != self.chain and not self._mismatch_reported:
+                self._report_mismatch(record)
+            rows = self._chain_rows(size, cells) if chained else b"\r\n".join(cells) + b"\r\n"
             data = prefix + rows
             write_all(self._fd, data)
             self._end = size + len(data)
@@ -185,6 +274,17 @@ class CsvHandler(AuditWriter):
             except Exception:
                 pass
 
+    def _report_mismatch(self, record: logging.LogRecord) -> None:
+        self._mismatch_reported = True
+        have, want = ("with", "without") if self._chained else ("without", "with")
+        self._report(
+            record,
+            ValueError(
+                f"{self.path!r} has a header {have} seq,hash columns: rows are written "
+                f"{have} them, not {want} them as chain={self.chain} asks"
+            ),
+        )
+
     def _close_fd(self) -> None:
         if self._fd >= 0:
             try:
@@ -193,6 +293,7 @@ class CsvHandler(AuditWriter):
                 pass
             self._fd = -1
         self._end = -1
+        self._chained = None
 
     def flush(self) -> None:
         """Nothing is buffered: every batch is written with ``os.write`` when it arrives."""
