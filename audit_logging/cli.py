@@ -46,6 +46,7 @@ from audit_logging.schema import (
     JOURNAL_FIELDS,
     WARNING_FIELDS,
 )
+from audit_logging.writers.csv import neutralise
 
 __all__ = ["main"]
 
@@ -60,18 +61,15 @@ def _warn(message: str) -> None:
 
 # ---------------------------------------------------------------------- output helpers
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def _cell(value: Any) -> str:
-    """A CSV cell: JSON text for containers, and a leading quote for formula-like text (OWASP)."""
+    """A CSV cell: JSON text for containers, formula-like text neutralised (OWASP)."""
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
         text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
     else:
         text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return neutralise(text)
 
 
 def _fields_for(kind: str) -> tuple[str, ...]:
