@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import portalocker
 
@@ -183,6 +184,7 @@ class JsonlHandler(AuditWriter):
         session = session_id()
         by_path: dict[str, list[bytes]] = {}
         redactor = self.redactor
+        last_redacted: dict[str, tuple[Any, Any]] = {}
         limit = self.max_record_bytes
         # Consecutive records mostly share logger, level and day: reuse the
         # encoded context and the target list instead of looking them up.
@@ -207,8 +209,16 @@ class JsonlHandler(AuditWriter):
             if redactor is not None:
                 for field in _USER_FIELDS:
                     value = fields[field]
-                    if value is not None and type(value) is not float and type(value) is not int:
-                        fields[field] = redactor(value)
+                    if value is None or type(value) is float or type(value) is int:
+                        continue
+                    # The same object as in the previous record (a constant dataset,
+                    # model or message): reuse its verdict instead of checking again.
+                    seen = last_redacted.get(field)
+                    if seen is not None and seen[0] is value:
+                        fields[field] = seen[1]
+                    else:
+                        fields[field] = result = redactor(value)
+                        last_redacted[field] = (value, result)
             key = (record.levelname, record.name, record.process)
             if key != last_key:
                 context = self._context(record, session)
