@@ -61,6 +61,7 @@ def _warn(message: str) -> None:
 
 # ---------------------------------------------------------------------- output helpers
 
+
 def _cell(value: Any) -> str:
     """A CSV cell: JSON text for containers, formula-like text neutralised (OWASP)."""
     if value is None:
