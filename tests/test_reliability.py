@@ -271,3 +271,33 @@ def test_removed_directory_is_recreated_behind_the_queue(
     logger.info("b", extra={"event": "TRAINING_PROGRESS"})
     handler.flush()
     assert [line["message"] for line in read_jsonl(journal_files(directory)[0])] == ["b"]
+
+
+def test_warning_retention_over_a_thousand_days(tmp_path: Path, logger: logging.Logger) -> None:
+    """Retention by age and count stays right when 1,000 simulated days go by."""
+    from audit_logging import WarningFileHandler
+
+    clock = Clock()
+    logger.addFilter(clock)
+    directory = tmp_path / "warnings"
+    writer = WarningFileHandler(
+        directory=directory, max_files_per_type=40, max_age_days=60, clock=lambda: clock.now
+    )
+    logger.addHandler(writer)
+    start = dt.datetime(2024, 1, 1, 6, tzinfo=dt.timezone.utc).timestamp()
+    for day in range(1000):
+        clock.now = start + day * 86400
+        logger.warning("run %d interrupted", day, extra={"warning_type": "training_interrupted"})
+        if day % 3 == 0:
+            logger.warning("run %d dirty", day, extra={"warning_type": "dirty_git"})
+    names = sorted(p.name for p in directory.glob("*.json"))
+    interrupted = [n for n in names if "_training_interrupted_" in n]
+    dirty = [n for n in names if "_dirty_git_" in n]
+    last_day = dt.datetime.fromtimestamp(clock.now, dt.timezone.utc).date()
+    # at most 40 per type, none older than 60 days, the newest kept
+    assert len(interrupted) == 40 and interrupted[-1].startswith(last_day.isoformat())
+    # one every 3 days, kept while at most 60 days old: days 939..999 hold 21
+    assert len(dirty) == len([d for d in range(939, 1000) if d % 3 == 0]) == 21
+    oldest = dt.date.fromisoformat(min(names)[:10])
+    assert (last_day - oldest).days <= 60
+    assert writer.records_failed == 0 and writer.retention_errors == 0

@@ -66,7 +66,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -252,8 +252,11 @@ class WarningFileHandler(AuditWriter):
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
         secret_keys: Iterable[str] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(level, file_mode=file_mode, dir_mode=dir_mode)
+        #: What "now" is for ``max_age_days`` (injectable, e.g. to replay a long run).
+        self.clock = clock
         for name, limit in (
             ("max_files_per_type", max_files_per_type),
             ("max_age_days", max_age_days),
@@ -488,7 +491,7 @@ class WarningFileHandler(AuditWriter):
         match = NAME_RE.fullmatch(keep)
         wtype = match["type"] if match else ""
         index = self._index
-        now = time.time()
+        now = self.clock()
         mono = time.monotonic()
         mtime = self._folder_mtime()
         foreign = mtime != self._dir_mtime and mono - self._scanned_at >= _FOREIGN_RESCAN_MIN
