@@ -467,7 +467,7 @@ def run_demo(out: Path) -> dict[str, object]:
 
 def _describe(out: Path) -> dict[str, object]:
     files: dict[str, object] = {}
-    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+    for path in sorted(p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")):
         rel = str(path.relative_to(out))
         if path.suffix == ".jsonl":
             events: Counter[str] = Counter()
