@@ -136,7 +136,7 @@ def _add_gcs_sources(sources: reader.Sources, urls: Sequence[str]) -> reader.Sou
             with gcs.open_gcs_object(obj) as stream, target.open("wb") as fh:
                 while chunk := stream.read(1 << 20):
                     fh.write(chunk)
-            reader._classify(target, sources)
+            reader.classify(target, sources)
     return sources
 
 
@@ -286,7 +286,7 @@ def _newest_journal(path: Path) -> Path | None:
     if path.is_file():
         return path
     journals = sorted(
-        path.rglob("*.jsonl"), key=lambda p: (reader._journal_day(p), p.stat().st_mtime)
+        path.rglob("*.jsonl"), key=lambda p: (reader.journal_day(p), p.stat().st_mtime)
     )
     return journals[-1] if journals else None
 

@@ -169,7 +169,6 @@ class AuditQueueHandler(logging.Handler):
         self.block_timeout = block_timeout
         self.batch_size = batch_size
         self.max_latency = max_latency
-        self._wake_at = min(batch_size, queue_size)
         self.flush_timeout = flush_timeout
         #: Records dropped because the queue stayed full.
         self.dropped = 0
@@ -298,7 +297,7 @@ class AuditQueueHandler(logging.Handler):
             self._start()
         q = self._queue
         size = q.qsize()
-        if size >= self._wake_at:
+        if size >= self.batch_size or size >= self.queue_size:
             self._wake.set()  # a full batch is waiting: no need to linger
             if size >= self.queue_size and not self._wait_for_room(record):
                 return

@@ -25,8 +25,10 @@ __all__ = [
     "Entry",
     "Query",
     "Summary",
+    "classify",
     "discover",
     "iter_entries",
+    "journal_day",
     "parse_time",
     "summarize",
 ]
@@ -60,7 +62,8 @@ class Sources:
     warnings: list[Path] = field(default_factory=list)
 
 
-def _classify(path: Path, sources: Sources) -> bool:
+def classify(path: Path, sources: Sources) -> bool:
+    """Add ``path`` to the list of its output kind in ``sources``; ``False`` if it is none."""
     name = path.name
     if name.endswith(".jsonl"):
         sources.journals.append(path)
@@ -86,9 +89,9 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> Sources:
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 if child.is_file() and not child.name.startswith("."):
-                    _classify(child, sources)
+                    classify(child, sources)
         elif path.is_file():
-            if not _classify(path, sources):
+            if not classify(path, sources):
                 sources.journals.append(path)  # an explicitly named file: read it as JSONL
         else:
             raise FileNotFoundError(2, "No such file or directory", str(path))
@@ -201,7 +204,8 @@ def _warning_entries(paths: list[Path], on_error: ErrorSink) -> Iterator[Entry]:
             yield Entry("warning", str(path), None, data)
 
 
-def _journal_day(path: Path) -> str:
+def journal_day(path: Path) -> str:
+    """The ``YYYY-MM-DD`` in a journal's file name, or ``""``."""
     m = _JOURNAL.match(path.name)
     return m[1] if m else ""
 
@@ -215,7 +219,7 @@ def iter_entries(
     backwards within a file; the JSON array as stored; CSV rows reversed;
     warnings by file name). Otherwise, in the order written.
     """
-    journals = sorted(sources.journals, key=lambda p: (_journal_day(p), p.name))
+    journals = sorted(sources.journals, key=lambda p: (journal_day(p), p.name))
     if newest_first:
         journals.reverse()
     for path in journals:
@@ -270,7 +274,7 @@ class Query:
         """Whether no line of the journal ``path`` can match (its day is out of range)."""
         if self.action is not None or self.type is not None:
             return True
-        day = _journal_day(path)
+        day = journal_day(path)
         if not day:
             return False
         return bool(

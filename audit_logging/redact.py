@@ -39,6 +39,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 __all__ = [
+    "DEFAULT_REDACTOR",
     "DEFAULT_SECRET_KEYS",
     "REDACTED",
     "Redactor",
@@ -273,3 +274,8 @@ def _walk(
             return tuple(items)
         return items  # a set of redacted strings may collapse: keep them all, as a list
     return value
+
+
+#: The redactor of the default key list, shared by code without a handler of its own
+#: (formatters, ``action_entry`` called directly).
+DEFAULT_REDACTOR: Final = Redactor()

@@ -323,6 +323,7 @@ def report(results: dict[tuple[str, str], Result]) -> tuple[str, list[dict[str, 
                 ("overhead_pct", 1, 2, "% overhead, default progress_every=100"),
                 ("overhead_pct_every_step", 1, 2, "% overhead, a line every step"),
                 ("step_ms_plain", 1, 3, "ms/step plain"),
+                ("progress_call_us", 1, 2, "us per progress() call (4 metrics, a line every 100)"),
             ],
         ),
         (
@@ -452,6 +453,15 @@ def evaluate(results: dict[tuple[str, str], Result]) -> list[dict[str, Any]]:
             ov,
             ov is not None and ov < 1,
             f"{ov:.2f}%" if ov is not None else "",
+        )
+    )
+    pc = med("training", "overhead", "progress_call_us")
+    out.append(
+        check(
+            "TrainingRun.progress() < 5 us per call",
+            pc,
+            pc is not None and pc < 5,
+            f"{pc:.2f} us" if pc is not None else "",
         )
     )
     rss = med("memory", "rss", "peak_rss_mb")

@@ -75,9 +75,9 @@ def test_failed_writes_are_retried(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The same contract with the failure injected at the file layer (no tmpfs needed)."""
-    import audit_logging.writers.jsonl as jsonl_module
+    import audit_logging.writers._base as file_layer
 
-    real_write_all = jsonl_module.write_all
+    real_write_all = file_layer.write_all
     full = True
 
     def write_all(fd: int, data: bytes) -> None:
@@ -86,7 +86,7 @@ def test_failed_writes_are_retried(
             raise OSError(errno.ENOSPC, "No space left on device")
         real_write_all(fd, data)
 
-    monkeypatch.setattr(jsonl_module, "write_all", write_all)
+    monkeypatch.setattr(file_layer, "write_all", write_all)
     writer = JsonlHandler(directory=tmp_path)
     logger.addHandler(writer)
     for i in range(5):
@@ -301,3 +301,30 @@ def test_warning_retention_over_a_thousand_days(tmp_path: Path, logger: logging.
     oldest = dt.date.fromisoformat(min(names)[:10])
     assert (last_day - oldest).days <= 60
     assert writer.records_failed == 0 and writer.retention_errors == 0
+
+
+def test_every_writer_writes_its_failed_records_on_flush(
+    tmp_path: Path, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The retry is the base writer's: CSV and warning files get it too, not only the journal."""
+    import csv
+
+    from audit_logging import CsvHandler, WarningFileHandler
+
+    blocked = tmp_path / "out"
+    blocked.write_text("a file where the folder should be")
+    sheet = CsvHandler(path=blocked / "audit_log.csv")
+    warnings = WarningFileHandler(directory=blocked / "warnings")
+    for writer in (sheet, warnings):
+        logger.addHandler(writer)
+    logger.info("a", extra={"action_type": "pause"})
+    logger.warning("w", extra={"warning_type": "dirty_git"})
+    assert (sheet.records_failed, warnings.records_failed) == (1, 1)
+    blocked.unlink()
+    sheet.flush()
+    warnings.flush()
+    with (blocked / "audit_log.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert [row[1] for row in rows] == ["action_type", "pause"]
+    assert len(list((blocked / "warnings").glob("*_dirty_git_*.json"))) == 1
+    assert capsys.readouterr().err.count("--- Logging error ---") == 2  # one per writer

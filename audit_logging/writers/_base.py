@@ -12,7 +12,10 @@ per burst (the first failure after a success), not once per record. The
 failed records are kept (up to :attr:`~AuditWriter.retry_limit`) and written
 with the next batch or ``flush()``, so a full disk that frees up loses
 nothing; beyond the limit they are counted in :attr:`~AuditWriter.records_lost`.
-A record that breaks the schema is counted in
+Secret-looking keys and values are masked before they reach any file
+(:attr:`~AuditWriter.redactor`; ``redact=False`` turns it off,
+``secret_keys`` changes the key words). A record that breaks the schema is
+counted in
 :attr:`~AuditWriter.records_rejected`.
 """
 
@@ -23,10 +26,12 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
-__all__ = ["AuditWriter", "open_append", "write_all"]
+from audit_logging.redact import Redactor
+
+__all__ = ["AuditWriter", "UnwrittenRecords", "append_whole", "open_append", "write_all"]
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -60,6 +65,34 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def append_whole(fd: int, data: bytes, size: int) -> None:
+    """Append ``data`` to a file of ``size`` bytes (its lock held), or leave it as it was.
+
+    A write cut short (ENOSPC) is taken back with ``ftruncate``, so that the
+    writer's retry neither duplicates the lines that got through nor leaves a
+    torn one.
+    """
+    try:
+        write_all(fd, data)
+    except OSError:
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            pass
+        raise
+
+
+class UnwrittenRecords(Exception):
+    """Raised from ``write_records`` when it wrote only part of a batch: the rest, and why.
+
+    Raise it ``from`` the cause; the records written before are not tried again.
+    """
+
+    def __init__(self, records: Sequence[logging.LogRecord]) -> None:
+        super().__init__(f"{len(records)} record(s) not written")
+        self.records = list(records)
+
+
 class AuditWriter(logging.Handler):
     """Base of the audit writers: subclasses set :attr:`key` and implement :meth:`write_records`."""
 
@@ -67,11 +100,20 @@ class AuditWriter(logging.Handler):
     key: ClassVar[str] = ""
 
     def __init__(
-        self, level: int | str = logging.NOTSET, *, file_mode: int = 0o600, dir_mode: int = 0o700
+        self,
+        level: int | str = logging.NOTSET,
+        *,
+        file_mode: int = 0o600,
+        dir_mode: int = 0o700,
+        redact: bool = True,
+        secret_keys: Iterable[str] | None = None,
     ) -> None:
         super().__init__(level)
         self.file_mode = file_mode
         self.dir_mode = dir_mode
+        #: Masks secret-looking keys and values before they reach the file (``None``:
+        #: ``redact=False``); ``secret_keys`` replaces the key words it looks for.
+        self.redactor = Redactor(secret_keys) if redact else None
         #: Records written so far.
         self.records_written = 0
         #: Records whose write failed (I/O errors); reported once per burst, then retried.
@@ -124,13 +166,18 @@ class AuditWriter(logging.Handler):
             except Exception as exc:
                 # Keep what failed for the next batch (the disk may come back);
                 # bounded, so a dead disk cannot exhaust memory.
-                self.records_failed += len(selected)
-                keep = batch[-self.retry_limit :] if self.retry_limit > 0 else []
-                self.records_lost += len(batch) - len(keep)
+                failed: list[logging.LogRecord] = batch
+                cause: BaseException = exc
+                if isinstance(exc, UnwrittenRecords):
+                    failed, cause = exc.records, exc.__cause__ or exc
+                retried = {id(r) for r in self._retry}
+                self.records_failed += sum(1 for r in failed if id(r) not in retried)
+                keep = failed[-self.retry_limit :] if self.retry_limit > 0 else []
+                self.records_lost += len(failed) - len(keep)
                 self._retry = keep
                 if not self._failing:
                     self._failing = True
-                    self._report(batch[0], exc)
+                    self._report(failed[0], cause)
             else:
                 self._retry = []
                 self._failing = False

@@ -57,8 +57,9 @@ from typing import Any
 import portalocker
 
 from audit_logging.chain import GENESIS, hasher_from_env
+from audit_logging.redact import DEFAULT_REDACTOR, Redactor
 from audit_logging.schema import ACTION_FIELDS, ACTION_KEY, dumps, to_jsonable
-from audit_logging.writers._base import AuditWriter, open_append, write_all
+from audit_logging.writers._base import AuditWriter, append_whole, open_append
 from audit_logging.writers.json_array import action_entry
 
 __all__ = [
@@ -115,9 +116,11 @@ def _text(value: Any) -> str:
     return dumps(value).decode("utf-8")
 
 
-def action_row(record: logging.LogRecord) -> list[str]:
+def action_row(
+    record: logging.LogRecord, redactor: Redactor | None = DEFAULT_REDACTOR
+) -> list[str]:
     """The five cells of ``record`` (``timestamp, action_type, status, details, error``)."""
-    entry = action_entry(record)
+    entry = action_entry(record, redactor)
     return [
         entry["timestamp"],
         neutralise(_text(entry["action_type"])),
@@ -214,7 +217,7 @@ class CsvHandler(AuditWriter):
 
     def write_records(self, records: Sequence[logging.LogRecord]) -> None:
         # Rendered here without their line ends; chained (or not) under the lock.
-        cells = [render_row(action_row(r))[:-2].encode("utf-8") for r in records]
+        cells = [render_row(action_row(r, self.redactor))[:-2].encode("utf-8") for r in records]
         self._append(cells, records[0])
         self.records_written += len(records)
 
@@ -266,7 +269,7 @@ class CsvHandler(AuditWriter):
                 self._report_mismatch(record)
             rows = self._chain_rows(size, cells) if chained else b"\r\n".join(cells) + b"\r\n"
             data = prefix + rows
-            write_all(self._fd, data)
+            append_whole(self._fd, data, size)
             self._end = size + len(data)
         finally:
             try:
@@ -294,9 +297,6 @@ class CsvHandler(AuditWriter):
             self._fd = -1
         self._end = -1
         self._chained = None
-
-    def flush(self) -> None:
-        """Nothing is buffered: every batch is written with ``os.write`` when it arrives."""
 
     def close(self) -> None:
         with self.lock:  # type: ignore[union-attr]

@@ -131,7 +131,7 @@ from typing import Any, NamedTuple
 import portalocker
 
 from audit_logging.chain import GENESIS, hasher_from_env
-from audit_logging.redact import Redactor
+from audit_logging.redact import DEFAULT_REDACTOR, Redactor
 from audit_logging.schema import ACTION_KEY, dumps, format_timestamp, to_jsonable
 from audit_logging.writers._base import AuditWriter, ensure_directory
 
@@ -168,7 +168,9 @@ def _name(value: object) -> Any:
     return value if isinstance(value, str) else to_jsonable(value)
 
 
-def action_entry(record: logging.LogRecord) -> dict[str, Any]:
+def action_entry(
+    record: logging.LogRecord, redactor: Redactor | None = DEFAULT_REDACTOR
+) -> dict[str, Any]:
     """The action-audit entry of ``record`` (``timestamp, action_type, status, details, error``).
 
     ``experiment`` is added last when the record carries it. The rules are in
@@ -195,15 +197,12 @@ def action_entry(record: logging.LogRecord) -> dict[str, Any]:
         "action_type": _name(d.get(ACTION_KEY)),
         "status": status,
         # Secrets never reach an action log (both the JSON array and the CSV).
-        "details": _REDACTOR(details),
-        "error": _REDACTOR(error),
+        "details": redactor(details) if redactor is not None else details,
+        "error": redactor(error) if redactor is not None else error,
     }
     if "experiment" in d:
         entry["experiment"] = _name(d["experiment"])
     return entry
-
-
-_REDACTOR = Redactor()
 
 
 class _Entry(NamedTuple):
@@ -434,7 +433,7 @@ class JsonArrayHandler(AuditWriter):
     def write_records(self, records: Sequence[logging.LogRecord]) -> None:
         batch = []
         for record in records:
-            entry = action_entry(record)
+            entry = action_entry(record, self.redactor)
             batch.append(_Entry(entry["timestamp"], dumps(entry)))
         with self._locked():
             self._insert(batch, records[0])
@@ -793,9 +792,6 @@ class JsonArrayHandler(AuditWriter):
                     os.close(fd)
                 setattr(self, name, -1)
         self._ino = -1
-
-    def flush(self) -> None:
-        """Nothing is buffered: every batch is written with ``os.pwrite`` when it arrives."""
 
     def close(self) -> None:
         with self.lock:  # type: ignore[union-attr]

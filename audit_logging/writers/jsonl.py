@@ -19,7 +19,6 @@ rotates by name at UTC midnight and never renames.
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import os
@@ -31,8 +30,7 @@ from typing import Any
 
 import portalocker
 
-from audit_logging.chain import GENESIS, digest_path, hasher_from_env, journal_key, predecessor
-from audit_logging.redact import Redactor
+from audit_logging.chain import GENESIS, digest_path, hasher_from_env, predecessor
 from audit_logging.schema import (
     EVENT_KEY,
     UnknownEventError,
@@ -47,7 +45,7 @@ from audit_logging.schema import (
     truncate_fields,
     utc_now,
 )
-from audit_logging.writers._base import AuditWriter, open_append, write_all
+from audit_logging.writers._base import AuditWriter, append_whole, open_append, write_all
 
 __all__ = ["JsonlHandler"]
 
@@ -111,10 +109,6 @@ def read_tail(fd: int, size: int) -> tuple[int, str | None, bool]:
     return 0, None, ends_clean
 
 
-def _next_day(day: str) -> str:
-    return (datetime.date.fromisoformat(day) + datetime.timedelta(days=1)).isoformat()
-
-
 class JsonlHandler(AuditWriter):
     """Writes records carrying ``event`` as lines of a daily JSONL journal.
 
@@ -151,7 +145,9 @@ class JsonlHandler(AuditWriter):
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
     ) -> None:
-        super().__init__(level, file_mode=file_mode, dir_mode=dir_mode)
+        super().__init__(
+            level, file_mode=file_mode, dir_mode=dir_mode, redact=redact, secret_keys=secret_keys
+        )
         self.directory = os.fspath(directory)
         self.prefix = prefix
         self.per_session = per_session
@@ -159,12 +155,9 @@ class JsonlHandler(AuditWriter):
         self.chain = chain
         self.digest_interval = digest_interval
         self._hasher = hasher_from_env(hmac_key)
-        #: Masks secret-looking keys and values before they reach the file (None: off).
-        self.redactor = Redactor(secret_keys) if redact else None
         #: A line longer than this is cut, with a marker saying how much.
         self.max_record_bytes = max_record_bytes
         self._journals: dict[str, _Journal] = {}
-        self._last_finished: tuple[str, str] | None = None
         self._paths: dict[tuple[str, str], str] = {}
         self._contexts: dict[tuple[str, str, int | None, str], bytes] = {}
 
@@ -305,17 +298,7 @@ class JsonlHandler(AuditWriter):
                     seq += 1
                     chunks.append(b'%s,"seq":%d}\n' % (body, seq))
             data = b"".join(chunks)
-            try:
-                write_all(journal.fd, data)
-            except OSError:
-                # A write cut short (ENOSPC): restore the file as it was, so the
-                # retry neither duplicates the lines that got through nor
-                # leaves a torn one.
-                try:
-                    os.ftruncate(journal.fd, size)
-                except OSError:
-                    journal.end = -1
-                raise
+            append_whole(journal.fd, data, size)
             journal.seq, journal.hash = seq, previous
             journal.end = size + len(data)
             journal.dirty = True
@@ -329,18 +312,6 @@ class JsonlHandler(AuditWriter):
 
     def _genesis(self, path: str) -> str:
         """What the first line of ``path`` chains to: the last hash of the journal before it."""
-        last = self._last_finished
-        if last is not None and os.path.dirname(last[0]) == os.path.dirname(path):
-            # Rotating from yesterday's file, which we just wrote: no other day
-            # can sit between the two, so skip listing the folder.
-            mine, theirs = journal_key(Path(path)), journal_key(Path(last[0]))
-            if mine and theirs and mine[:2] == theirs[:2] and _next_day(theirs[2]) == mine[2]:
-                fd = os.open(last[0], os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-                try:
-                    _, last_hash, _ = read_tail(fd, os.fstat(fd).st_size)
-                finally:
-                    os.close(fd)
-                return last_hash or GENESIS
         before = predecessor(Path(path))
         if before is None:
             return GENESIS
@@ -401,7 +372,6 @@ class JsonlHandler(AuditWriter):
                     logging.LogRecord("audit_logging", logging.ERROR, "", 0, "digest", None, None),
                     exc,
                 )
-        self._last_finished = (journal.path, journal.hash)
         self._close_journal(journal)
 
     def _close_journal(self, journal: _Journal) -> None:
@@ -419,8 +389,7 @@ class JsonlHandler(AuditWriter):
 
     def _after_fork_in_child(self) -> None:
         for journal in list(self._journals.values()):
-            self._last_finished = (journal.path, journal.hash)
-        self._close_journal(journal)
+            self._close_journal(journal)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.directory}/{self.prefix}-*.jsonl>"

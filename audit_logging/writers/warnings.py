@@ -70,7 +70,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from audit_logging.redact import redact
 from audit_logging.schema import (
     DEFAULT_SEVERITIES,
     WARNING_KEY,
@@ -78,7 +77,7 @@ from audit_logging.schema import (
     format_timestamp,
     record_message,
 )
-from audit_logging.writers._base import AuditWriter
+from audit_logging.writers._base import AuditWriter, UnwrittenRecords, write_all
 
 __all__ = ["COMMIT_TTL", "WarningFileHandler", "current_commit", "warning_filename"]
 
@@ -251,10 +250,13 @@ class WarningFileHandler(AuditWriter):
         *,
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
+        redact: bool = True,
         secret_keys: Iterable[str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(level, file_mode=file_mode, dir_mode=dir_mode)
+        super().__init__(
+            level, file_mode=file_mode, dir_mode=dir_mode, redact=redact, secret_keys=secret_keys
+        )
         #: What "now" is for ``max_age_days`` (injectable, e.g. to replay a long run).
         self.clock = clock
         for name, limit in (
@@ -268,7 +270,6 @@ class WarningFileHandler(AuditWriter):
         self.max_files_per_type = max_files_per_type
         self.max_age_days = max_age_days
         self.max_total_bytes = max_total_bytes
-        self.secret_keys = tuple(secret_keys) if secret_keys is not None else None
         #: Files this handler deleted to keep within the limits.
         self.files_deleted = 0
         #: Deletions that failed for another reason than "already gone".
@@ -311,18 +312,22 @@ class WarningFileHandler(AuditWriter):
         }
         if d.get("details") is not None:
             body["details"] = d["details"]
-        # Strict JSON types first (numpy, datetimes, cycles), then redaction on plain data.
-        body = redact(json.loads(dumps(body)), self.secret_keys)
+        body = self._redacted(body)
         fingerprint = d.get("fingerprint")
         if fingerprint is None:
             basis = dumps([wtype, body["message"], body.get("details")])
             fingerprint = hashlib.sha256(basis).hexdigest()
         else:
-            fingerprint = redact(json.loads(dumps(fingerprint)), self.secret_keys)
+            fingerprint = self._redacted(fingerprint)
         body["fingerprint"] = fingerprint
         if body["git_commit"] is None:
             body["git_commit"] = current_commit()
         return wtype, body
+
+    def _redacted(self, value: Any) -> Any:
+        # Strict JSON types first (numpy, datetimes, cycles), then redaction on plain data.
+        plain = json.loads(dumps(value))
+        return self.redactor(plain) if self.redactor is not None else plain
 
     @staticmethod
     def serialize(body: dict[str, Any]) -> bytes:
@@ -330,16 +335,8 @@ class WarningFileHandler(AuditWriter):
 
     # ------------------------------------------------------------------ writing
 
-    def handle_batch(self, records: Sequence[logging.LogRecord]) -> None:
-        # One file per record: a failure is one lost warning, not the batch's.
-        selected = [r for r in records if self.selects(r)]
-        if not selected:
-            return
-        with self.lock:  # type: ignore[union-attr]
-            self.write_records(selected)
-
     def write_records(self, records: Sequence[logging.LogRecord]) -> None:
-        for record in records:
+        for i, record in enumerate(records):
             try:
                 wtype, body = self.render(record)
             except ValueError as exc:
@@ -348,12 +345,8 @@ class WarningFileHandler(AuditWriter):
             try:
                 name = self._write_file(record.created, wtype, body["fingerprint"], body)
             except Exception as exc:
-                self.records_failed += 1
-                if not self._failing:
-                    self._failing = True
-                    self._report(record, exc)
-                continue
-            self._failing = False
+                # One file per warning: those already written must not be written again.
+                raise UnwrittenRecords(records[i:]) from exc
             self.records_written += 1
             self._apply_retention(record, keep=name)
 
@@ -367,9 +360,7 @@ class WarningFileHandler(AuditWriter):
         )
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, data)
                 os.fsync(fd)
                 mtime_ns = os.fstat(fd).st_mtime_ns
             finally:
@@ -545,9 +536,6 @@ class WarningFileHandler(AuditWriter):
                 self._retention("", force_scan=True)
 
     # ------------------------------------------------------------------ lifecycle
-
-    def flush(self) -> None:
-        """Nothing is buffered: each warning is on disk (and fsync-ed) when written."""
 
     def close(self) -> None:
         try:
