@@ -135,4 +135,9 @@ def child_args(description: str) -> argparse.Namespace:
     parser.add_argument("case", help="which case of the scenario family to run")
     parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke test)")
     parser.add_argument("--dir", default=".", help="scratch directory for the files written")
+    parser.add_argument(
+        "--shared",
+        default=None,
+        help="a directory kept for the whole run, for inputs that every round can reuse",
+    )
     return parser.parse_args()

@@ -9,8 +9,11 @@ hand-offs inside the figures):
 * listener: ``dispatch`` of prepared records in batches of 1,000 (selection,
   ``journal_fields``, redaction, ``dumps``, ``seq`` and ``hash``, the locked write), with a cProfile
   breakdown;
+* the listener again with redaction, the chain or both turned off, to show
+  what each costs per line;
 * the rest of the measured end-to-end CPU per record is thread hand-off
-  (waking the listener, GIL switches).
+  (waking the listener, GIL switches), garbage collection of the records
+  queued, and the allocator.
 
 Use ``--cprofile`` to print the profile of the listener side.
 """
@@ -18,6 +21,7 @@ Use ``--cprofile`` to print the profile of the listener side.
 from __future__ import annotations
 
 import cProfile
+import gc
 import logging
 import pstats
 import queue
@@ -82,6 +86,32 @@ def main() -> None:
     dispatch = (time.process_time() - t0) / n * 1e6
     handler.close()
 
+    # The listener with each optional step turned off: what redaction and the
+    # chain cost per line (garbage collection paused, as it adds noise only).
+    options = {
+        "defaults (chain, redaction)": {},
+        "redact=False": {"redact": False},
+        "chain=False": {"chain": False},
+        "chain=False, redact=False": {"chain": False, "redact": False},
+    }
+    variants: dict[str, float] = {}
+    for label, kwargs in options.items():
+        variant = AuditQueueHandler(handlers=[JsonlHandler(directory=tempfile.mkdtemp(), **kwargs)])
+        fresh = [
+            variant.prepare(
+                log.makeRecord(log.name, logging.INFO, __file__, 0, msg, None, None, extra=extra)
+            )
+            for _ in range(n)
+        ]
+        gc.collect()
+        gc.disable()
+        t0 = time.process_time()
+        for start in range(0, n, 1000):
+            variant.dispatch(fresh[start : start + 1000])
+        variants[label] = (time.process_time() - t0) / n * 1e6
+        gc.enable()
+        variant.close()
+
     print(f"JSON backend: {schema.JSON_BACKEND}; {n} records; CPU us per record")
     print(f"  floor logger.info (LogRecord):  {floor:6.2f}")
     print(f"  AuditQueueHandler.prepare:      {prepare:6.2f}")
@@ -90,6 +120,9 @@ def main() -> None:
     for name, value in parts.items():
         print(f"    of which ~{name + ':':22s}{value:6.2f}")
     print(f"  sum (no thread hand-off):       {floor + prepare + put + dispatch:6.2f}")
+    print("  dispatch per line by writer options (gc paused):")
+    for label, value in variants.items():
+        print(f"    {label + ':':30s}{value:6.2f}")
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
 

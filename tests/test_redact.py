@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from audit_logging.redact import DEFAULT_SECRET_KEYS, REDACTED, redact, redact_text
+from audit_logging.redact import DEFAULT_SECRET_KEYS, REDACTED, Redactor, redact, redact_text
 
 PEM = (
     "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n"
@@ -122,3 +122,25 @@ def test_never_raises_on_hostile_containers() -> None:
             raise RuntimeError("boom")
 
     assert redact({"x": Exploding(a=1)}) == REDACTED
+
+
+def test_redactor_scrub_masks_named_fields_in_place_like_redact() -> None:
+    fields = {
+        "dataset": "s3://reader:hunter2@bucket/churn.csv",
+        "model": "RandomForest",
+        "metrics_snapshot": {"loss": 0.25, "api_key": "k-123"},
+        "reasoning": ["Authorization: Bearer abcdefghijklmnop"],
+        "message": "token=abc123 sent",
+        "exception": None,
+        "untouched": {"password": "kept: not named"},
+    }
+    expected = {k: redact(v) for k, v in fields.items() if k != "untouched"}
+    redactor = Redactor()
+    for _ in range(2):  # the second pass answers strings from the cache
+        batch = {k: (dict(v) if isinstance(v, dict) else v) for k, v in fields.items()}
+        redactor.scrub(batch, [k for k in fields if k != "untouched"])
+        assert {k: v for k, v in batch.items() if k != "untouched"} == expected
+        assert batch["untouched"] == {"password": "kept: not named"}
+    assert expected["dataset"] == f"s3://reader:{REDACTED}@bucket/churn.csv"
+    assert expected["metrics_snapshot"] == {"loss": 0.25, "api_key": REDACTED}
+    assert expected["message"] == f"token={REDACTED} sent"

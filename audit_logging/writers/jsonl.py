@@ -26,7 +26,6 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import portalocker
 
@@ -176,8 +175,7 @@ class JsonlHandler(AuditWriter):
     def write_records(self, records: Sequence[logging.LogRecord]) -> None:
         session = session_id()
         by_path: dict[str, list[bytes]] = {}
-        redactor = self.redactor
-        last_redacted: dict[str, tuple[Any, Any]] = {}
+        scrub = self.redactor.scrub if self.redactor is not None else None
         limit = self.max_record_bytes
         # Consecutive records mostly share logger, level and day: reuse the
         # encoded context and the target list instead of looking them up.
@@ -199,19 +197,8 @@ class JsonlHandler(AuditWriter):
                 )
                 continue
             fields = journal_fields(record)
-            if redactor is not None:
-                for field in _USER_FIELDS:
-                    value = fields[field]
-                    if value is None or type(value) is float or type(value) is int:
-                        continue
-                    # The same object as in the previous record (a constant dataset,
-                    # model or message): reuse its verdict instead of checking again.
-                    seen = last_redacted.get(field)
-                    if seen is not None and seen[0] is value:
-                        fields[field] = seen[1]
-                    else:
-                        fields[field] = result = redactor(value)
-                        last_redacted[field] = (value, result)
+            if scrub is not None:
+                scrub(fields, _USER_FIELDS)
             key = (record.levelname, record.name, record.process)
             if key != last_key:
                 context = self._context(record, session)
@@ -223,9 +210,8 @@ class JsonlHandler(AuditWriter):
             body = dumps_unescaped(fields)
             if len(body) > limit:
                 body = dumps_unescaped(truncate_fields(fields, limit))
-            if (
-                b"\xe2\x80" in body
-            ):  # escaped per line, before hashing: the chain covers the bytes on disk
+            if b"\xe2\x80" in body:
+                # Escaped per line, before hashing: the chain covers the bytes on disk.
                 body = escape_line_separators(body)
             bodies.append(body[:-1] + context)
         for path, lines in by_path.items():

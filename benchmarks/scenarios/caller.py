@@ -17,6 +17,7 @@ import logging
 import logging.handlers
 import os
 import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ BURST = {
     "structlog_orjson": 50_000,
     "loguru_serialize": 20_000,
     "loguru_enqueue": 10_000,
+    "bare_queue_orjson": 50_000,
     "audit_jsonl": 50_000,
     "audit_jsonl_nochain": 50_000,
     "audit_jsonl_stdlib_json": 50_000,
@@ -160,6 +162,80 @@ def case_structlog_orjson(tmp: str) -> Case:
         log.info(msg, **kwargs)
 
     return Case(call, out.flush, out.close)
+
+
+class _BareQueueHandler(logging.Handler):
+    """The hand-built peer of issue 2: enqueue the bare record, serialise with orjson later.
+
+    No snapshot, no schema check, no redaction, no chain, no lock: the least a
+    queue in front of a JSON file can do per record, so its sustained CPU is
+    what any ``logging``-based asynchronous writer starts from.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        self._queue.put(record)
+        return True
+
+    def _run(self) -> None:
+        import orjson
+
+        q, dumps, newline = self._queue, orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        while True:
+            items = [q.get()]
+            while len(items) < 1000 and not q.empty():
+                items.append(q.get())
+            lines: list[bytes] = []
+            for r in items:
+                if not isinstance(r, logging.LogRecord):
+                    os.write(self._fd, b"".join(lines))
+                    lines = []
+                    if r is None:
+                        return
+                    r.set()
+                    continue
+                get = r.__dict__.get
+                line = {
+                    "timestamp": r.created,
+                    "event": get("event"),
+                    "dataset": get("dataset"),
+                    "model": get("model"),
+                    "decision": get("decision"),
+                    "reasoning": get("reasoning"),
+                    "metrics_snapshot": get("metrics_snapshot"),
+                    "message": r.getMessage(),
+                    "level": r.levelname,
+                    "logger": r.name,
+                }
+                lines.append(dumps(line, option=newline))
+            os.write(self._fd, b"".join(lines))
+
+    def flush(self) -> None:
+        if self._thread.is_alive():  # logging.shutdown() flushes after close()
+            done = threading.Event()
+            self._queue.put(done)
+            done.wait()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+            os.close(self._fd)
+        super().close()
+
+
+def case_bare_queue_orjson(tmp: str) -> Case:
+    if importlib.util.find_spec("orjson") is None:
+        raise _Skip("orjson is not installed")
+    handler = _BareQueueHandler(os.path.join(tmp, "bare.jsonl"))
+    log = _logger(handler)
+    return Case(_stdlib_call(log, harness.PAYLOAD), handler.flush, handler.close)
 
 
 def _loguru(tmp: str, enqueue: bool) -> Case:

@@ -5,7 +5,9 @@ default ``block`` policy: the caller outruns the listener, the queue fills,
 and the caller then waits for room. Memory must stay bounded by the queue, not
 grow with the number of records. Peak RSS is ``getrusage(RUSAGE_SELF).ru_maxrss``
 of this child process (interpreter and imports included; ``rss_before_mb`` is
-the peak before the first record, for reference).
+the peak before the first record, for reference). The parent gives this
+scenario a scratch folder in ``/dev/shm`` when there is room (see
+:func:`benchmarks.run.scratch_root`); the RSS does not include those pages.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ def main() -> None:
             "dropped": handler.dropped,
             "queue_size": handler.queue_size,
         },
+        [
+            f"journal in {'/dev/shm (RAM-backed)' if args.dir.startswith('/dev/shm') else 'a disk folder'}"
+        ],
     )
 
 

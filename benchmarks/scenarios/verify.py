@@ -2,7 +2,8 @@
 
 Writes a journal with ``AuditQueueHandler -> JsonlHandler`` and times the
 ``verify`` command on it in a subprocess (interpreter start-up included, as a
-user runs it). Skipped until the command exists.
+user runs it). The journal is written once per benchmark run, into the run's
+shared folder, and only read by later rounds. Skipped until the command exists.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -38,16 +40,20 @@ def main() -> None:
     from audit_logging.queue import AuditQueueHandler
     from audit_logging.writers.jsonl import JsonlHandler
 
-    directory = os.path.join(args.dir, "logs")
-    handler = AuditQueueHandler(handlers=[JsonlHandler(directory=directory)])
-    log = logging.getLogger("bench.verify")
-    log.handlers[:] = [handler]
-    log.setLevel(logging.INFO)
-    log.propagate = False
     n = QUICK if args.quick else FULL
-    for _ in range(n):
-        log.info(harness.MESSAGE, extra=harness.PAYLOAD)
-    handler.close()
+    directory = os.path.join(args.shared or args.dir, f"verify-{n}")
+    done_marker = os.path.join(directory, ".complete")
+    if not os.path.exists(done_marker):
+        shutil.rmtree(directory, ignore_errors=True)
+        handler = AuditQueueHandler(handlers=[JsonlHandler(directory=directory)])
+        log = logging.getLogger("bench.verify")
+        log.handlers[:] = [handler]
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        for _ in range(n):
+            log.info(harness.MESSAGE, extra=harness.PAYLOAD)
+        handler.close()
+        open(done_marker, "w").close()
     t0 = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "audit_logging", "verify", *glob.glob(f"{directory}/*.jsonl")],
