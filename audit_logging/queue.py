@@ -298,7 +298,11 @@ class AuditQueueHandler(logging.Handler):
         q = self._queue
         size = q.qsize()
         if size >= self.batch_size or size >= self.queue_size:
-            self._wake.set()  # a full batch is waiting: no need to linger
+            # A full batch is waiting: no need to linger. Event.set() takes a
+            # lock and notifies; in a burst, only the first put pays for it.
+            wake = self._wake
+            if not wake.is_set():
+                wake.set()
             if size >= self.queue_size and not self._wait_for_room(record):
                 return
         q.put(record)
