@@ -533,9 +533,12 @@ def _lock_state_seq(path: Path) -> int | None:
 
 def verify_array(path: Path, hasher: Hasher, report: VerifyReport, named: bool = False) -> None:
     """Check the chain of an ``audit_log.json`` array (see the module docstring)."""
+    # Imported here: the array writer imports this module for its links.
+    from audit_logging.writers.json_array import read_array_bytes
+
     name = str(path)
     problems = report.problems
-    data = path.read_bytes()
+    data = read_array_bytes(path)
     try:
         entries = json.loads(data) if data.strip(_JSON_WS) else []
     except ValueError:

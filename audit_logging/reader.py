@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_logging.schema import format_timestamp
+from audit_logging.writers.json_array import read_array_bytes
 
 __all__ = [
     "Entry",
@@ -162,8 +163,7 @@ def _journal_entries(path: Path, newest_first: bool, on_error: ErrorSink) -> Ite
 
 def _json_action_entries(path: Path, on_error: ErrorSink) -> Iterator[Entry]:
     try:
-        with path.open("rb") as fh:
-            data = json.load(fh)
+        data = json.loads(read_array_bytes(path))
     except (ValueError, OSError) as exc:
         on_error(f"{path}: not a readable JSON array ({exc})")
         return

@@ -116,14 +116,14 @@ class Result:
 
 
 def scratch_root(family: str, quick: bool) -> str | None:
-    """``/dev/shm`` for a family that writes gigabytes, when it has room twice over; else None.
+    """``/dev/shm`` for a full run's family that writes gigabytes, if it has room twice over.
 
     The 10M-record memory scenario writes a 4.6 GB journal; on a disk, the
     kernel's write-back throttling then sets its pace (1.5 to 3 minutes here,
     depending on the disk's state), and the disk's speed is not what it measures.
     """
-    need = 2 * SCRATCH_BYTES.get(family, 0) // (50 if quick else 1)
-    if need == 0 or not os.path.isdir("/dev/shm"):
+    need = 2 * SCRATCH_BYTES.get(family, 0)
+    if quick or need == 0 or not os.path.isdir("/dev/shm"):
         return None
     try:
         free = shutil.disk_usage("/dev/shm").free

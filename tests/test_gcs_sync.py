@@ -9,11 +9,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import portalocker
 import pytest
 
 from audit_logging.writers.gcs import (
@@ -22,6 +24,7 @@ from audit_logging.writers.gcs import (
     iter_gcs_lines,
     list_gcs_objects,
 )
+from audit_logging.writers.json_array import JsonArrayHandler
 
 import gcs_server as gcs_fixtures
 from gcs_server import GcsServer
@@ -146,6 +149,40 @@ def test_mirror_is_byte_identical_for_all_four_outputs(
     # Appends composed onto the journal: one object, many generations, never recreated.
     assert h.uploads == 5 + 5 + 1 + 5 + 5  # journal, csv (+ header sync), array, warnings
     assert h.conflicts == 0 and h.outages == 0
+
+
+def test_array_is_copied_under_its_writers_lock(
+    gcs_server: GcsServer, gcs_bucket: Any, tmp_path: Path, logger: logging.Logger
+) -> None:
+    array = tmp_path / "audit_log.json"
+    writer = JsonArrayHandler(array)
+    logger.addHandler(writer)
+    for i in range(3):
+        logger.info("x", extra={"action_type": "train", "details": {"i": i}})
+    whole = array.read_bytes()
+    h = make(gcs_server, gcs_bucket, tmp_path)
+    # Play a writer in the middle of a batch: its lock held, a page half copied.
+    lock_fd = os.open(writer.lock_path, os.O_RDWR)
+    portalocker.lock(lock_fd, portalocker.LockFlags.EXCLUSIVE)
+    try:
+        with open(array, "r+b") as fh:
+            fh.seek(len(whole) // 2)
+            fh.write(b"\x00" * 64)
+        syncing = threading.Thread(target=h.sync_now)
+        syncing.start()
+        # A mirror that did not wait for the lock would have sent the torn bytes by now.
+        syncing.join(1.0)
+        assert syncing.is_alive()
+        with open(array, "r+b") as fh:
+            fh.write(whole)  # the writer finishes its batch
+    finally:
+        portalocker.unlock(lock_fd)
+        os.close(lock_fd)
+    syncing.join()
+    h.close()
+    remote = remote_files(gcs_server, gcs_bucket)["audit_log.json"]
+    assert remote == array.read_bytes()
+    assert [e["details"]["i"] for e in json.loads(remote)] == [2, 1, 0]
 
 
 def test_between_syncs_only_whole_lines_are_sent(

@@ -75,6 +75,7 @@ import io
 import json
 import logging
 import os
+import tempfile
 import threading
 import time
 import uuid
@@ -86,6 +87,8 @@ from typing import IO, Any, Final, cast
 import portalocker
 
 from audit_logging import schema
+from audit_logging.writers._base import write_all
+from audit_logging.writers.json_array import lock_path_for, reading_lock
 
 __all__ = [
     "GcsObject",
@@ -205,6 +208,30 @@ def _fingerprint(fd: int, end: int) -> str:
     start = max(0, end - _FINGERPRINT_BYTES)
     data = os.pread(fd, end - start, start)
     return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _copy_under_lock(path: str, fd: int) -> tuple[int, os.stat_result]:
+    """A private copy of the array file open as ``fd``, taken under its writers' lock.
+
+    Returns the copy's descriptor (its file already unlinked) and the stat of
+    the original at the time of the copy.
+    """
+    copy, name = tempfile.mkstemp(prefix=".audit-logging-sync-")
+    os.unlink(name)
+    try:
+        with reading_lock(path):
+            st = os.fstat(fd)
+            offset = 0
+            while offset < st.st_size:
+                chunk = os.pread(fd, min(1 << 20, st.st_size - offset), offset)
+                if not chunk:
+                    break
+                write_all(copy, chunk)
+                offset += len(chunk)
+    except BaseException:
+        os.close(copy)
+        raise
+    return copy, st
 
 
 def _complete_length(fd: int, start: int, end: int) -> int:
@@ -563,9 +590,21 @@ class GcsSyncHandler(logging.Handler):
                 if size == base:
                     return st.st_size > size
                 self._append(bucket, state, rel, entry, fd, st, size, deadline)
-            else:
-                if append and size == 0 and st.st_size > 0:
+            elif append:
+                if size == 0 and st.st_size > 0:
                     return True  # not one whole line yet
+                self._upload_whole(bucket, state, rel, entry, fd, st, size, deadline)
+            elif os.path.exists(lock_path_for(path)):
+                # audit_log.json is written in place: copy it under its writers'
+                # lock (a read racing a write can see a page half copied), then
+                # send the copy, without holding the writers up for the upload.
+                copy, st = _copy_under_lock(path, fd)
+                try:
+                    self._upload_whole(bucket, state, rel, entry, copy, st, st.st_size, deadline)
+                finally:
+                    os.close(copy)
+                return False
+            else:
                 self._upload_whole(bucket, state, rel, entry, fd, st, size, deadline)
             return st.st_size > size
         finally:

@@ -83,12 +83,18 @@ Crash safety: every state of the file is valid JSON
   by a rewrite: O(file) for that entry. UI action entries are a few hundred
   bytes; keep large payloads (thousands of sample ids) for the JSONL journal.
 
+Readers: every state of the file between two writes is a whole array, but a
+read that races a write within the same page can see that page half copied
+(Linux does not make buffered reads atomic against writes). The library's
+readers (:func:`read_entries`, the ``audit-logging`` command, ``verify``)
+therefore take the writers' lock shared while they read
+(:func:`read_array_bytes`); another reader (``jq``, ``json.load``) that gets a
+parse error while a writer is busy should read again.
+
 Not guaranteed: a power loss or kernel crash may lose the last entries (no
 ``fsync`` per entry) and, on filesystems that reorder sector writes, may leave
-a page half written; a reader racing a write within the same page at the same
-microsecond can see a half-copied page (Linux does not make buffered reads
-atomic against writes). The next writer then finds the file damaged and sets
-it aside (below) instead of writing into it.
+a page half written. The next writer then finds the file damaged and sets it
+aside (below) instead of writing into it.
 
 Several processes and handlers
 ------------------------------
@@ -135,7 +141,15 @@ from audit_logging.redact import DEFAULT_REDACTOR, Redactor
 from audit_logging.schema import ACTION_KEY, dumps, format_timestamp, to_jsonable
 from audit_logging.writers._base import AuditWriter, ensure_directory
 
-__all__ = ["CorruptAuditFileError", "JsonArrayHandler", "action_entry", "read_entries"]
+__all__ = [
+    "CorruptAuditFileError",
+    "JsonArrayHandler",
+    "action_entry",
+    "lock_path_for",
+    "read_array_bytes",
+    "read_entries",
+    "reading_lock",
+]
 
 PAGE = 4096
 _WS = b" \t\r\n"
@@ -235,11 +249,55 @@ def _newest_first(batch: Sequence[_Entry]) -> list[_Entry]:
     return _merge(batch[::-1])
 
 
-def read_entries(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The entries of an ``audit_log.json`` (newest first); ``[]`` if the file does not exist."""
+def lock_path_for(path: str | os.PathLike[str]) -> str:
+    """The writers' lock file of the array at ``path``: ``.{name}.lock`` beside it."""
+    directory, name = os.path.split(os.fspath(path))
+    return os.path.join(directory, f".{name}.lock")
+
+
+@contextlib.contextmanager
+def reading_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the writers' lock of the array at ``path`` shared: no batch is written meanwhile.
+
+    Without a lock file (no writer has run, or it cannot be opened) or on a
+    filesystem without ``flock`` this holds nothing.
+    """
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        lock_fd = os.open(lock_path_for(path), os.O_RDONLY | _O_CLOEXEC | _O_NOFOLLOW)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            portalocker.lock(lock_fd, portalocker.LockFlags.SHARED)
+        except Exception:
+            pass
+        yield
+    finally:
+        os.close(lock_fd)  # releases the lock
+
+
+def read_array_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of an ``audit_log.json``, read while no writer is in the middle of a batch.
+
+    Writers hold an exclusive lock on the sibling lock file while they write;
+    this takes it shared for the read (:func:`reading_lock`). Every state of
+    the file between two writes is a whole array, but a read that races a
+    write can see a page half copied (Linux does not make buffered reads
+    atomic against writes). Raises ``FileNotFoundError`` when there is no file.
+    """
+    with reading_lock(path), open(path, "rb") as fh:
+        return fh.read()
+
+
+def read_entries(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The entries of an ``audit_log.json`` (newest first); ``[]`` if the file does not exist.
+
+    Read under the writers' lock (see :func:`read_array_bytes`), so a batch
+    being written is never seen in part.
+    """
+    try:
+        data = read_array_bytes(path)
     except FileNotFoundError:
         return []
     if not data.strip(_WS):
@@ -411,8 +469,7 @@ class JsonArrayHandler(AuditWriter):
         #: Whether entries carry ``seq`` and ``hash`` (see :mod:`audit_logging.chain`).
         self.chain = chain
         self._link = hasher_from_env(hmac_key).link
-        directory, name = os.path.split(self.path)
-        self.lock_path = os.path.join(directory, f".{name}.lock")
+        self.lock_path = lock_path_for(self.path)
         self._fd = -1
         self._ino = -1
         self._lock_fd = -1

@@ -42,6 +42,7 @@ def main() -> None:
     handler.flush()
     elapsed = time.perf_counter() - t0
     handler.close()
+    where = "/dev/shm (RAM-backed)" if args.dir.startswith("/dev/shm") else "a disk folder"
     harness.emit(
         {
             "peak_rss_mb": harness.peak_rss_mb(),
@@ -51,9 +52,7 @@ def main() -> None:
             "dropped": handler.dropped,
             "queue_size": handler.queue_size,
         },
-        [
-            f"journal in {'/dev/shm (RAM-backed)' if args.dir.startswith('/dev/shm') else 'a disk folder'}"
-        ],
+        [f"journal in {where}"],
     )
 
 
