@@ -86,9 +86,9 @@ Crash safety: every state of the file is valid JSON
 Readers: every state of the file between two writes is a whole array, but a
 read that races a write within the same page can see that page half copied
 (Linux does not make buffered reads atomic against writes). The library's
-readers (:func:`read_entries`, the ``audit-logging`` command, ``verify``)
-therefore take the writers' lock shared while they read
-(:func:`read_array_bytes`); another reader (``jq``, ``json.load``) that gets a
+readers (:func:`read_entries`, the ``audit-logging`` command, ``verify``, the
+GCS mirror) therefore take the writers' lock shared while they read
+(:func:`reading_lock`); another reader (``jq``, ``json.load``) that gets a
 parse error while a writer is busy should read again.
 
 Not guaranteed: a power loss or kernel crash may lose the last entries (no
@@ -445,8 +445,9 @@ class JsonArrayHandler(AuditWriter):
 
         "actions": {"class": "audit_logging.JsonArrayHandler", "path": "runs/audit_log.json"}
 
-    Entries are never lost to a crash of the writer, and the file parses with
-    ``json.load`` at any instant; see the module docstring for the layout.
+    Entries are never lost to a crash of the writer, and the file is a whole
+    JSON array between any two writes (read it with :func:`read_entries`
+    while writers are busy); see the module docstring for the layout.
     With ``chain=True`` (the default) entries end with ``seq`` and ``hash``,
     a hash chain (HMAC-SHA256 with ``hmac_key`` or ``AUDIT_LOG_HMAC_KEY``)
     that ``audit-logging verify`` checks.
