@@ -534,11 +534,16 @@ def _lock_state_seq(path: Path) -> int | None:
 def verify_array(path: Path, hasher: Hasher, report: VerifyReport, named: bool = False) -> None:
     """Check the chain of an ``audit_log.json`` array (see the module docstring)."""
     # Imported here: the array writer imports this module for its links.
-    from audit_logging.writers.json_array import read_array_bytes
+    from audit_logging.writers.json_array import reading_lock
 
     name = str(path)
     problems = report.problems
-    data = read_array_bytes(path)
+    # The file and the writers' record of its last seq, both as of one instant
+    # between two batches: read apart, a batch written in between would look
+    # like a truncated file.
+    with reading_lock(path):
+        data = path.read_bytes()
+        recorded = _lock_state_seq(path)
     try:
         entries = json.loads(data) if data.strip(_JSON_WS) else []
     except ValueError:
@@ -587,7 +592,6 @@ def verify_array(path: Path, hasher: Hasher, report: VerifyReport, named: bool =
                     f"entry {position} has no seq/hash but is newer than the chain's first entry",
                 )
             )
-    recorded = _lock_state_seq(path)
     if recorded is not None and recorded > last_seq:
         problems.append(
             ChainProblem(

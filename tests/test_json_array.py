@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from audit_logging.chain import verify_paths
 from audit_logging.writers.json_array import PAGE, JsonArrayHandler, read_array_bytes
 
 from helpers import REPO
@@ -328,6 +329,28 @@ def test_json_parses_after_kill_9_mid_burst_20_times(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_json_parses_after_kill_9_mid_burst_100_times(tmp_path: Path) -> None:
     _kill_mid_burst(tmp_path, 100)
+
+
+def test_verify_finds_nothing_wrong_while_a_process_writes(tmp_path: Path) -> None:
+    # verify reads the file and the writers' record of its last seq under one
+    # shared lock: read apart, a batch written in between looks like truncation.
+    path = tmp_path / "audit_log.json"
+    proc = _start_burst(path, 6000)
+    reports = []
+    try:
+        assert proc.stdout is not None
+        while True:
+            reports.append(verify_paths([path]))
+            if len(strict_parse(read_array_bytes(path))) >= 6000:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+        for stream in (proc.stdout, proc.stdin):
+            if stream is not None:
+                stream.close()
+    assert len(reports) > 1
+    assert [p for r in reports for p in r.problems] == []
 
 
 def test_library_readers_see_a_whole_array_while_a_process_writes(tmp_path: Path) -> None:
