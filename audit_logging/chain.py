@@ -52,6 +52,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import portalocker
+
 from audit_logging.schema import ACTION_FIELDS, dumps
 
 __all__ = [
@@ -205,9 +207,47 @@ class VerifyReport:
         return self._listings[directory]
 
 
-def _iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def _iter_lines(path: Path, end: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """``(line number, line)`` of ``path``, up to byte ``end`` (a size seen between two batches)."""
     with path.open("rb") as fh:
-        yield from enumerate(fh, 1)
+        if end is None:
+            yield from enumerate(fh, 1)
+            return
+        pos = 0
+        for number, raw in enumerate(fh, 1):
+            if pos >= end:
+                return
+            pos += len(raw)
+            yield number, raw[: len(raw) - max(0, pos - end)]
+
+
+def _journal_snapshot(path: Path) -> tuple[int, bytes | None]:
+    """The size of a journal and the bytes of its digest file, both between two batches.
+
+    A writer appends a batch and rewrites the digest under an exclusive lock
+    on the journal; this takes it shared. A reader that did not could see a
+    batch half appended (a line cut off) or a digest ahead of the lines it
+    read, and report a live journal as truncated.
+    """
+    with path.open("rb") as fh:
+        try:
+            portalocker.lock(fh, portalocker.LockFlags.SHARED)
+        except Exception:
+            pass  # a filesystem without flock: read as it is
+        try:
+            end = os.fstat(fh.fileno()).st_size
+            try:
+                digest = digest_path(path).read_bytes()
+            except FileNotFoundError:
+                digest = None
+            except OSError:
+                digest = b""  # reported as an unreadable digest
+        finally:
+            try:
+                portalocker.unlock(fh)
+            except Exception:
+                pass
+    return end, digest
 
 
 def _hashes_of(path: Path) -> tuple[set[str], str | None]:
@@ -236,6 +276,7 @@ def verify_file(path: Path, hasher: Hasher, report: VerifyReport) -> None:
     name = str(path)
     problems = report.problems
     report.files += 1
+    end, digest = _journal_snapshot(path)
     recent: dict[int, str] = {}  # seq -> hash
     waiting: dict[int, tuple[int, int, bytes, str]] = {}  # missing seq -> (line, seq, data, hash)
     max_seq = 0
@@ -248,7 +289,7 @@ def verify_file(path: Path, hasher: Hasher, report: VerifyReport) -> None:
                 ChainProblem(name, line_no, "edited", f"seq {seq} does not match its hash")
             )
 
-    for number, raw in _iter_lines(path):
+    for number, raw in _iter_lines(path, end):
         report.lines += 1
         if not raw.endswith(b"\n"):
             problems.append(ChainProblem(name, number, "truncated", "last line is cut off"))
@@ -298,7 +339,8 @@ def verify_file(path: Path, hasher: Hasher, report: VerifyReport) -> None:
         else:
             before = predecessor(path, report.listing(path.parent))
         _check_genesis(path, hasher, first, problems, before)
-    _check_digest(path, hasher, max_seq, last_hash, problems)
+    if digest is not None:
+        _check_digest(path, digest, hasher, max_seq, last_hash, problems)
 
 
 def _check_genesis(
@@ -334,13 +376,17 @@ def _check_genesis(
 
 
 def _check_digest(
-    path: Path, hasher: Hasher, last_seq: int, last_hash: str | None, problems: list[ChainProblem]
+    path: Path,
+    data: bytes,
+    hasher: Hasher,
+    last_seq: int,
+    last_hash: str | None,
+    problems: list[ChainProblem],
 ) -> None:
+    """Compare the end of the chain with the digest file's ``data``."""
     digest_file = digest_path(path)
-    if not digest_file.exists():
-        return
     try:
-        digest = json.loads(digest_file.read_bytes())
+        digest = json.loads(data)
         recorded_seq = int(digest["last_seq"])
         recorded_hash = str(digest["last_hash"])
     except (ValueError, KeyError, TypeError, OSError):

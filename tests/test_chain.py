@@ -7,8 +7,11 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import threading
 from pathlib import Path
+from typing import Any
 
+import portalocker
 import pytest
 
 from audit_logging import JsonlHandler
@@ -218,3 +221,30 @@ def test_a_folder_is_searched_for_journals_arrays_and_chained_csv(
     report = verify_paths([tmp_path])
     assert report.ok, report.problems
     assert (report.files, report.lines) == (4, 10)
+
+
+def test_verify_waits_for_a_batch_being_appended(tmp_path: Path, logger: logging.Logger) -> None:
+    writer = JsonlHandler(tmp_path, digest_interval=0)
+    logger.addHandler(writer)
+    for i in range(3):
+        logger.info("m", extra={"event": "TRAINING_PROGRESS", "metrics_snapshot": {"i": i}})
+    [journal] = journal_files(tmp_path)
+    whole = journal.read_bytes()
+    lines = whole.splitlines(keepends=True)
+    # Play the writer in the middle of its next batch: the journal's lock held,
+    # its last line (and the digest that would follow it) not all there yet.
+    journal.write_bytes(b"".join(lines[:2]) + lines[2][:40])
+    with open(journal, "rb") as fh:
+        portalocker.lock(fh, portalocker.LockFlags.EXCLUSIVE)
+        try:
+            reports: list[Any] = []
+            verifying = threading.Thread(target=lambda: reports.append(verify_paths([tmp_path])))
+            verifying.start()
+            # A verify that did not wait for the lock would have reported a cut-off line by now.
+            verifying.join(1.0)
+            assert verifying.is_alive()
+            journal.write_bytes(whole)  # the writer finishes its batch
+        finally:
+            portalocker.unlock(fh)
+    verifying.join()
+    assert reports[0].ok and reports[0].lines == 3, reports[0].problems
