@@ -218,7 +218,9 @@ def _iter_lines(path: Path, end: int | None = None) -> Iterator[tuple[int, bytes
             if pos >= end:
                 return
             pos += len(raw)
-            yield number, raw[: len(raw) - max(0, pos - end)]
+            if pos > end:  # a batch appended after the size was taken
+                raw = raw[: len(raw) - (pos - end)]
+            yield number, raw
 
 
 def _journal_snapshot(path: Path) -> tuple[int, bytes | None]:
