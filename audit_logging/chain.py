@@ -42,6 +42,7 @@ reported.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -223,13 +224,15 @@ def _iter_lines(path: Path, end: int | None = None) -> Iterator[tuple[int, bytes
             yield number, raw
 
 
-def _journal_snapshot(path: Path) -> tuple[int, bytes | None]:
-    """The size of a journal and the bytes of its digest file, both between two batches.
+@contextlib.contextmanager
+def _between_batches(path: Path) -> Iterator[int]:
+    """Hold the lock of a file whose writers lock the file itself, shared; yields its size.
 
-    A writer appends a batch and rewrites the digest under an exclusive lock
-    on the journal; this takes it shared. A reader that did not could see a
-    batch half appended (a line cut off) or a digest ahead of the lines it
-    read, and report a live journal as truncated.
+    The journal and CSV writers append a batch (and the journal rewrites its
+    digest) under an exclusive lock on the file. A reader that did not wait
+    for it could see a batch half appended (a line cut off) or a digest ahead
+    of the lines it read, and report a live file as truncated. Lines up to the
+    size seen here are final: the files are append-only.
     """
     with path.open("rb") as fh:
         try:
@@ -237,19 +240,12 @@ def _journal_snapshot(path: Path) -> tuple[int, bytes | None]:
         except Exception:
             pass  # a filesystem without flock: read as it is
         try:
-            end = os.fstat(fh.fileno()).st_size
-            try:
-                digest = digest_path(path).read_bytes()
-            except FileNotFoundError:
-                digest = None
-            except OSError:
-                digest = b""  # reported as an unreadable digest
+            yield os.fstat(fh.fileno()).st_size
         finally:
             try:
                 portalocker.unlock(fh)
             except Exception:
                 pass
-    return end, digest
 
 
 def _hashes_of(path: Path) -> tuple[set[str], str | None]:
@@ -278,7 +274,13 @@ def verify_file(path: Path, hasher: Hasher, report: VerifyReport) -> None:
     name = str(path)
     problems = report.problems
     report.files += 1
-    end, digest = _journal_snapshot(path)
+    with _between_batches(path) as end:
+        try:
+            digest: bytes | None = digest_path(path).read_bytes()
+        except FileNotFoundError:
+            digest = None
+        except OSError:
+            digest = b""  # reported as an unreadable digest
     recent: dict[int, str] = {}  # seq -> hash
     waiting: dict[int, tuple[int, int, bytes, str]] = {}  # missing seq -> (line, seq, data, hash)
     max_seq = 0
@@ -675,21 +677,20 @@ def _entry_stamp(entry: object) -> str:
     return stamp if isinstance(stamp, str) else ""
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, bytes]]:
+def _csv_rows(path: Path, end: int | None = None) -> Iterator[tuple[int, bytes]]:
     """``(line number, row bytes with line end)`` of a CSV file; quoted newlines stay inside."""
-    with path.open("rb") as fh:
-        start, quotes = 0, 0
-        parts: list[bytes] = []
-        for number, line in enumerate(fh, 1):
-            if not parts:
-                start = number
-            parts.append(line)
-            quotes += line.count(b'"')
-            if quotes % 2 == 0:
-                yield start, b"".join(parts)
-                parts, quotes = [], 0
-        if parts:
+    start, quotes = 0, 0
+    parts: list[bytes] = []
+    for number, line in _iter_lines(path, end):
+        if not parts:
+            start = number
+        parts.append(line)
+        quotes += line.count(b'"')
+        if quotes % 2 == 0:
             yield start, b"".join(parts)
+            parts, quotes = [], 0
+    if parts:
+        yield start, b"".join(parts)
 
 
 def verify_csv(path: Path, hasher: Hasher, report: VerifyReport) -> None:
@@ -697,7 +698,9 @@ def verify_csv(path: Path, hasher: Hasher, report: VerifyReport) -> None:
     name = str(path)
     problems = report.problems
     report.files += 1
-    rows = _csv_rows(path)
+    with _between_batches(path) as end:
+        pass
+    rows = _csv_rows(path, end)
     header = next(rows, None)
     if header is None or header[1] != CSV_CHAINED_HEADER:
         problems.append(ChainProblem(name, None, "unchained", "the header has no seq,hash columns"))

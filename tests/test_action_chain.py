@@ -8,10 +8,12 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import portalocker
 import pytest
 
 from audit_logging.chain import Hasher, verify_paths
@@ -314,3 +316,28 @@ def test_several_deleted_entries_are_named_as_one_gap(tmp_path: Path) -> None:
     assert problems(tmp_path) == [
         ("audit_log.csv", 4, "missing", "row 4 (seq 6): the rows with seq 3 to 5 are gone")
     ]
+
+
+def test_verify_waits_for_a_csv_batch_being_appended(tmp_path: Path) -> None:
+    path = tmp_path / "audit_log.csv"
+    handler = CsvHandler(path, chain=True)
+    handler.handle_batch([record(i) for i in range(3)])
+    handler.close()
+    whole = path.read_bytes()
+    # Play a writer in the middle of its next batch: the file's lock held, the
+    # last row not all there yet.
+    path.write_bytes(whole[: len(whole) - 30])
+    with open(path, "rb") as fh:
+        portalocker.lock(fh, portalocker.LockFlags.EXCLUSIVE)
+        try:
+            reports: list[Any] = []
+            verifying = threading.Thread(target=lambda: reports.append(verify_paths([tmp_path])))
+            verifying.start()
+            # A verify that did not wait for the lock would have reported a cut-off row by now.
+            verifying.join(1.0)
+            assert verifying.is_alive()
+            path.write_bytes(whole)  # the writer finishes its batch
+        finally:
+            portalocker.unlock(fh)
+    verifying.join()
+    assert reports[0].ok and reports[0].lines == 3, reports[0].problems
