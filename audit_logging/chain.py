@@ -42,7 +42,6 @@ reported.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import hashlib
 import hmac
 import itertools
@@ -53,8 +52,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import portalocker
-
+from audit_logging._files import between_batches, iter_lines, size_between_batches
 from audit_logging.schema import ACTION_FIELDS, dumps
 
 __all__ = [
@@ -208,51 +206,11 @@ class VerifyReport:
         return self._listings[directory]
 
 
-def _iter_lines(path: Path, end: int | None = None) -> Iterator[tuple[int, bytes]]:
-    """``(line number, line)`` of ``path``, up to byte ``end`` (a size seen between two batches)."""
-    with path.open("rb") as fh:
-        if end is None:
-            yield from enumerate(fh, 1)
-            return
-        pos = 0
-        for number, raw in enumerate(fh, 1):
-            if pos >= end:
-                return
-            pos += len(raw)
-            if pos > end:  # a batch appended after the size was taken
-                raw = raw[: len(raw) - (pos - end)]
-            yield number, raw
-
-
-@contextlib.contextmanager
-def _between_batches(path: Path) -> Iterator[int]:
-    """Hold the lock of a file whose writers lock the file itself, shared; yields its size.
-
-    The journal and CSV writers append a batch (and the journal rewrites its
-    digest) under an exclusive lock on the file. A reader that did not wait
-    for it could see a batch half appended (a line cut off) or a digest ahead
-    of the lines it read, and report a live file as truncated. Lines up to the
-    size seen here are final: the files are append-only.
-    """
-    with path.open("rb") as fh:
-        try:
-            portalocker.lock(fh, portalocker.LockFlags.SHARED)
-        except Exception:
-            pass  # a filesystem without flock: read as it is
-        try:
-            yield os.fstat(fh.fileno()).st_size
-        finally:
-            try:
-                portalocker.unlock(fh)
-            except Exception:
-                pass
-
-
 def _hashes_of(path: Path) -> tuple[set[str], str | None]:
     """Every line hash of a journal, and its last one (to check a successor's genesis)."""
     hashes: set[str] = set()
     last = None
-    for _, raw in _iter_lines(path):
+    for _, raw in iter_lines(path):
         parts = split_hash(raw.rstrip(b"\n"))
         if parts is not None:
             hashes.add(parts[1])
@@ -274,7 +232,7 @@ def verify_file(path: Path, hasher: Hasher, report: VerifyReport) -> None:
     name = str(path)
     problems = report.problems
     report.files += 1
-    with _between_batches(path) as end:
+    with between_batches(path) as end:
         try:
             digest: bytes | None = digest_path(path).read_bytes()
         except FileNotFoundError:
@@ -293,7 +251,7 @@ def verify_file(path: Path, hasher: Hasher, report: VerifyReport) -> None:
                 ChainProblem(name, line_no, "edited", f"seq {seq} does not match its hash")
             )
 
-    for number, raw in _iter_lines(path, end):
+    for number, raw in iter_lines(path, end):
         report.lines += 1
         if not raw.endswith(b"\n"):
             problems.append(ChainProblem(name, number, "truncated", "last line is cut off"))
@@ -681,7 +639,7 @@ def _csv_rows(path: Path, end: int | None = None) -> Iterator[tuple[int, bytes]]
     """``(line number, row bytes with line end)`` of a CSV file; quoted newlines stay inside."""
     start, quotes = 0, 0
     parts: list[bytes] = []
-    for number, line in _iter_lines(path, end):
+    for number, line in iter_lines(path, end):
         if not parts:
             start = number
         parts.append(line)
@@ -698,9 +656,7 @@ def verify_csv(path: Path, hasher: Hasher, report: VerifyReport) -> None:
     name = str(path)
     problems = report.problems
     report.files += 1
-    with _between_batches(path) as end:
-        pass
-    rows = _csv_rows(path, end)
+    rows = _csv_rows(path, size_between_batches(path))
     header = next(rows, None)
     if header is None or header[1] != CSV_CHAINED_HEADER:
         problems.append(ChainProblem(name, None, "unchained", "the header has no seq,hash columns"))

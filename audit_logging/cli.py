@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from audit_logging import reader
+from audit_logging._files import size_between_batches
 from audit_logging.chain import Hasher, iter_journals, verify_paths
 from audit_logging.schema import (
     ACTION_FIELDS,
@@ -298,7 +299,9 @@ def _cmd_tail(args: argparse.Namespace) -> int:
     current = _newest_journal(root)
     position = 0
     if current is not None:
-        position = current.stat().st_size  # before reading: what comes later is followed
+        # Taken before reading, between two batches: what comes later is followed,
+        # and a batch being appended is not printed in part.
+        position = size_between_batches(current)
         for line in _last_lines(current, args.lines, position):
             sys.stdout.write(line.decode("utf-8", "replace") + "\n")
     sys.stdout.flush()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audit_logging._files import iter_lines, size_between_batches
 from audit_logging.schema import format_timestamp
 from audit_logging.writers.json_array import read_array_bytes
 
@@ -140,17 +141,19 @@ def iter_lines_backwards(path: Path, end: int | None = None) -> Iterator[tuple[i
             yield None, rest
 
 
-def iter_lines_forwards(path: Path) -> Iterator[tuple[int | None, bytes]]:
-    with path.open("rb") as fh:
-        for number, line in enumerate(fh, 1):
-            line = line.rstrip(b"\n")
-            if line:
-                yield number, line
+def iter_lines_forwards(path: Path, end: int | None = None) -> Iterator[tuple[int | None, bytes]]:
+    """The non-empty lines of a file (up to byte ``end``), without their newline, numbered."""
+    for number, line in iter_lines(path, end):
+        line = line.rstrip(b"\n")
+        if line:
+            yield number, line
 
 
 def _journal_entries(path: Path, newest_first: bool, on_error: ErrorSink) -> Iterator[Entry]:
     reader = iter_lines_backwards if newest_first else iter_lines_forwards
-    for number, line in reader(path):
+    # Up to a size seen between two batches: a live journal's batch being
+    # appended is not reported as a malformed line.
+    for number, line in reader(path, size_between_batches(path)):
         try:
             data = json.loads(line)
         except ValueError:
@@ -175,22 +178,23 @@ def _json_action_entries(path: Path, on_error: ErrorSink) -> Iterator[Entry]:
 
 
 def _csv_action_entries(path: Path, on_error: ErrorSink) -> Iterator[Entry]:
-    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.DictReader(fh)
-        if "action_type" not in (reader.fieldnames or ()):
-            return  # a data set or other table: not an audit log
-        for row in reader:
-            if not row.get("action_type"):
-                on_error(f"{path}:{reader.line_num}: row without action_type skipped")
-                continue
-            data: dict[str, Any] = dict(row)
-            details = data.get("details")
-            try:
-                data["details"] = json.loads(details) if details else {}
-            except ValueError:
-                pass
-            data["error"] = data.get("error") or None
-            yield Entry("action", str(path), reader.line_num, data)
+    # Up to a size seen between two batches: a row being appended is not read in part.
+    lines = iter_lines(path, size_between_batches(path))
+    reader = csv.DictReader(line.decode("utf-8", "replace") for _, line in lines)
+    if "action_type" not in (reader.fieldnames or ()):
+        return  # a data set or other table: not an audit log
+    for row in reader:
+        if not row.get("action_type"):
+            on_error(f"{path}:{reader.line_num}: row without action_type skipped")
+            continue
+        data: dict[str, Any] = dict(row)
+        details = data.get("details")
+        try:
+            data["details"] = json.loads(details) if details else {}
+        except ValueError:
+            pass
+        data["error"] = data.get("error") or None
+        yield Entry("action", str(path), reader.line_num, data)
 
 
 def _warning_entries(paths: list[Path], on_error: ErrorSink) -> Iterator[Entry]:

@@ -9,8 +9,11 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
+import portalocker
 import pytest
 
 from audit_logging import JsonlHandler
@@ -255,3 +258,44 @@ def test_tail_follow_crosses_day_rotation(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_readers_wait_for_batches_being_appended(tmp_path: Path, logger: logging.Logger) -> None:
+    from audit_logging import CsvHandler, JsonlHandler
+    from audit_logging.reader import discover, summarize
+
+    logger.addHandler(JsonlHandler(tmp_path))
+    logger.addHandler(CsvHandler(tmp_path / "audit_log.csv"))
+    for i in range(3):
+        logger.info(
+            "m", extra={"event": "TRAINING_PROGRESS", "action_type": "train", "details": {"i": i}}
+        )
+    files = [*tmp_path.glob("*.jsonl"), tmp_path / "audit_log.csv"]
+    whole = {path: path.read_bytes() for path in files}
+    # Play the writers in the middle of their next batch: each file's lock
+    # held, its last line not all there yet.
+    for path, data in whole.items():
+        path.write_bytes(data[: len(data) - 20])
+    locks = [open(path, "rb") for path in files]  # noqa: SIM115 - closed below
+    for fh in locks:
+        portalocker.lock(fh, portalocker.LockFlags.EXCLUSIVE)
+    errors: list[str] = []
+    results: list[Any] = []
+    reading = threading.Thread(
+        target=lambda: results.append(summarize(discover([tmp_path]), errors.append))
+    )
+    try:
+        reading.start()
+        # Readers that did not wait for the locks would have read the cut-off lines by now.
+        reading.join(1.0)
+        assert reading.is_alive()
+        for path, data in whole.items():
+            path.write_bytes(data)  # the writers finish their batches
+    finally:
+        for fh in locks:
+            portalocker.unlock(fh)
+            fh.close()
+    reading.join()
+    assert errors == []
+    assert results[0].journal_lines == 3
+    assert results[0].actions == 3 and results[0].statuses == {"success": 3}

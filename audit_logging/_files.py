@@ -1,0 +1,60 @@
+"""Reading files that writers are appending to, as they are between two batches.
+
+The journal and CSV writers append each batch (and the journal rewrites its
+digest) while holding an exclusive ``portalocker`` lock on the file itself. A
+reader that does not wait for it can see a batch half appended: a last line
+cut off, or a digest ahead of the lines it read. :func:`between_batches` takes
+the lock shared for a moment and gives the file's size then; the files are
+append-only, so every byte before that size is final and the reader can take
+its time over them without holding writers up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import portalocker
+
+__all__ = ["between_batches", "iter_lines", "size_between_batches"]
+
+
+@contextlib.contextmanager
+def between_batches(path: Path) -> Iterator[int]:
+    """Hold ``path``'s lock shared (no batch is appended meanwhile); yields its size."""
+    with path.open("rb") as fh:
+        try:
+            portalocker.lock(fh, portalocker.LockFlags.SHARED)
+        except Exception:
+            pass  # a filesystem without flock: read as it is
+        try:
+            yield os.fstat(fh.fileno()).st_size
+        finally:
+            try:
+                portalocker.unlock(fh)
+            except Exception:
+                pass
+
+
+def size_between_batches(path: Path) -> int:
+    """The size of ``path`` at an instant when no batch is half appended."""
+    with between_batches(path) as size:
+        return size
+
+
+def iter_lines(path: Path, end: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """``(line number, line with its newline)`` of ``path``, up to byte ``end``."""
+    with path.open("rb") as fh:
+        if end is None:
+            yield from enumerate(fh, 1)
+            return
+        pos = 0
+        for number, raw in enumerate(fh, 1):
+            if pos >= end:
+                return
+            pos += len(raw)
+            if pos > end:  # a batch appended after the size was taken
+                raw = raw[: len(raw) - (pos - end)]
+            yield number, raw
