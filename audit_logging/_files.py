@@ -18,24 +18,35 @@ from pathlib import Path
 
 import portalocker
 
-__all__ = ["between_batches", "iter_lines", "size_between_batches"]
+__all__ = ["between_batches", "iter_lines", "shared_lock", "size_between_batches"]
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+@contextlib.contextmanager
+def shared_lock(path: str | os.PathLike[str]) -> Iterator[int]:
+    """Open ``path`` read-only and hold a shared ``portalocker`` lock on it; yields the fd.
+
+    Writers take the lock exclusive while they write a batch. On a filesystem
+    without ``flock`` the file is read as it is. Raises ``OSError`` (e.g.
+    ``FileNotFoundError``) when ``path`` cannot be opened.
+    """
+    fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
+    try:
+        try:
+            portalocker.lock(fd, portalocker.LockFlags.SHARED)
+        except Exception:
+            pass  # no flock here: read as it is
+        yield fd
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @contextlib.contextmanager
 def between_batches(path: Path) -> Iterator[int]:
     """Hold ``path``'s lock shared (no batch is appended meanwhile); yields its size."""
-    with path.open("rb") as fh:
-        try:
-            portalocker.lock(fh, portalocker.LockFlags.SHARED)
-        except Exception:
-            pass  # a filesystem without flock: read as it is
-        try:
-            yield os.fstat(fh.fileno()).st_size
-        finally:
-            try:
-                portalocker.unlock(fh)
-            except Exception:
-                pass
+    with shared_lock(path) as fd:
+        yield os.fstat(fd).st_size
 
 
 def size_between_batches(path: Path) -> int:

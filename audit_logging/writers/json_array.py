@@ -136,6 +136,7 @@ from typing import Any, NamedTuple
 
 import portalocker
 
+from audit_logging._files import shared_lock
 from audit_logging.chain import GENESIS, hasher_from_env
 from audit_logging.redact import DEFAULT_REDACTOR, Redactor
 from audit_logging.schema import ACTION_KEY, dumps, format_timestamp, to_jsonable
@@ -259,22 +260,15 @@ def lock_path_for(path: str | os.PathLike[str]) -> str:
 def reading_lock(path: str | os.PathLike[str]) -> Iterator[None]:
     """Hold the writers' lock of the array at ``path`` shared: no batch is written meanwhile.
 
-    Without a lock file (no writer has run, or it cannot be opened) or on a
-    filesystem without ``flock`` this holds nothing.
+    Without a lock file (no writer has run, or it cannot be opened) this
+    holds nothing.
     """
-    try:
-        lock_fd = os.open(lock_path_for(path), os.O_RDONLY | _O_CLOEXEC | _O_NOFOLLOW)
-    except OSError:
-        yield
-        return
-    try:
+    with contextlib.ExitStack() as stack:
         try:
-            portalocker.lock(lock_fd, portalocker.LockFlags.SHARED)
-        except Exception:
+            stack.enter_context(shared_lock(lock_path_for(path)))
+        except OSError:
             pass
         yield
-    finally:
-        os.close(lock_fd)  # releases the lock
 
 
 def read_array_bytes(path: str | os.PathLike[str]) -> bytes:
