@@ -18,28 +18,43 @@ from pathlib import Path
 
 import portalocker
 
-__all__ = ["between_batches", "iter_lines", "shared_lock", "size_between_batches"]
+__all__ = ["between_batches", "held_shared", "iter_lines", "shared_lock", "size_between_batches"]
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 @contextlib.contextmanager
-def shared_lock(path: str | os.PathLike[str]) -> Iterator[int]:
-    """Open ``path`` read-only and hold a shared ``portalocker`` lock on it; yields the fd.
+def held_shared(fd: int) -> Iterator[None]:
+    """Hold a shared ``portalocker`` lock on the open file ``fd``; writers take it exclusive.
 
-    Writers take the lock exclusive while they write a batch. On a filesystem
-    without ``flock`` the file is read as it is. Raises ``OSError`` (e.g.
-    ``FileNotFoundError``) when ``path`` cannot be opened.
+    On a filesystem without ``flock`` this holds nothing: the file is read as it is.
+    """
+    try:
+        portalocker.lock(fd, portalocker.LockFlags.SHARED)
+    except Exception:
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            portalocker.unlock(fd)
+        except Exception:
+            pass
+
+
+@contextlib.contextmanager
+def shared_lock(path: str | os.PathLike[str]) -> Iterator[int]:
+    """Open ``path`` read-only and hold its lock shared (:func:`held_shared`); yields the fd.
+
+    Raises ``OSError`` (e.g. ``FileNotFoundError``) when ``path`` cannot be opened.
     """
     fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
     try:
-        try:
-            portalocker.lock(fd, portalocker.LockFlags.SHARED)
-        except Exception:
-            pass  # no flock here: read as it is
-        yield fd
+        with held_shared(fd):
+            yield fd
     finally:
-        os.close(fd)  # releases the lock
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from typing import Any
 import portalocker
 import pytest
 
+from audit_logging.writers.csv import CsvHandler
 from audit_logging.writers.gcs import (
     STATE_FILE,
     GcsSyncHandler,
@@ -183,6 +184,38 @@ def test_array_is_copied_under_its_writers_lock(
     remote = remote_files(gcs_server, gcs_bucket)["audit_log.json"]
     assert remote == array.read_bytes()
     assert [e["details"]["i"] for e in json.loads(remote)] == [2, 1, 0]
+
+
+def test_between_syncs_only_whole_csv_rows_are_sent(
+    gcs_server: GcsServer, gcs_bucket: Any, tmp_path: Path, logger: logging.Logger
+) -> None:
+    sheet = tmp_path / "audit_log.csv"
+    logger.addHandler(CsvHandler(sheet))
+    logger.info("x", extra={"action_type": "train", "details": {"i": 0}})
+    h = make(gcs_server, gcs_bucket, tmp_path)
+    assert h._sync(final=False, deadline=None)  # everything sent
+    # Play the writer in the middle of its next batch: the file's lock held, a
+    # row whose quoted error cell holds a line break written up to that break.
+    row = b'2026-05-27T00:00:01.000000Z,train,failed,{},"disk full\r\nretrying"\r\n'
+    cut = row.index(b"\n") + 1
+    with open(sheet, "r+b") as fh:
+        portalocker.lock(fh, portalocker.LockFlags.EXCLUSIVE)
+        try:
+            fh.seek(0, os.SEEK_END)
+            fh.write(row[:cut])
+            fh.flush()
+            syncing = threading.Thread(target=h._sync, kwargs={"final": False, "deadline": None})
+            syncing.start()
+            # A periodic sync that did not wait for the lock would have sent half the row by now.
+            syncing.join(1.0)
+            assert syncing.is_alive()
+            fh.write(row[cut:])  # the writer finishes its batch
+            fh.flush()
+        finally:
+            portalocker.unlock(fh)
+    syncing.join()
+    assert remote_files(gcs_server, gcs_bucket)["audit_log.csv"] == sheet.read_bytes()
+    h.close()
 
 
 def test_between_syncs_only_whole_lines_are_sent(

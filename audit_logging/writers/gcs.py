@@ -19,8 +19,10 @@ Cost per sync is proportional to the new bytes, not to the file size:
   it extends both as the source generation and as ``if_generation_match`` on
   the destination; then the temporary object is deleted. GCS allows 32
   sources per compose; two are enough each time, and a composite object may
-  have any number of components. Between syncs only whole lines are sent (a
-  reader of the bucket never sees half a record); :meth:`close` sends every
+  have any number of components. Between syncs only whole batches are sent
+  (the size is read under the writers' lock, taken shared) and then only
+  whole lines, so a reader of the bucket never sees half a record, nor half a
+  CSV row whose quoted cells hold line breaks; :meth:`close` sends every
   byte, so that each object is then byte-identical to its file.
 * Everything else (``audit_log.json``, ``*.digest.json``, warning files) is
   rewritten in place or small: it is uploaded whole, with
@@ -87,6 +89,7 @@ from typing import IO, Any, Final, cast
 import portalocker
 
 from audit_logging import schema
+from audit_logging._files import held_shared
 from audit_logging.writers._base import write_all
 from audit_logging.writers.json_array import lock_path_for, reading_lock
 
@@ -564,6 +567,14 @@ class GcsSyncHandler(logging.Handler):
             st = os.fstat(fd)
             if not _is_regular(st.st_mode):
                 return False
+            append = _is_append_only(rel)
+            if append and not final:
+                # Whole batches only: the journal and CSV writers append each
+                # batch under an exclusive lock on the file, so its size seen
+                # under that lock (shared) ends a batch. "Up to the last newline"
+                # alone could cut a CSV row, whose quoted cells may hold newlines.
+                with held_shared(fd):
+                    st = os.fstat(fd)
             entry: dict[str, Any] | None = state["files"].get(rel)
             if entry is not None and entry.get("pending"):
                 entry = self._resolve_pending(bucket, state, rel, entry, deadline)
@@ -573,7 +584,6 @@ class GcsSyncHandler(logging.Handler):
                 and entry.get("mtime_ns") == st.st_mtime_ns
             ):
                 return False
-            append = _is_append_only(rel)
             extend = (
                 append
                 and entry is not None
