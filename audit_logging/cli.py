@@ -313,15 +313,14 @@ def _cmd_tail(args: argparse.Namespace) -> int:
         newest = _newest_journal(root) if root.is_dir() else current
         if newest is not None and newest != current:
             if current is not None:  # finish the old day before moving on
-                pending = _print_from(current, position, pending)
+                pending, _ = _print_from(current, position, pending)
             current, position, pending = newest, 0, b""
         if current is not None and current.exists():
             size = current.stat().st_size
             if size < position:
                 position = 0  # truncated or replaced
             if size > position:
-                pending = _print_from(current, position, pending)
-                position = size
+                pending, position = _print_from(current, position, pending)
         time.sleep(args.interval)
     return 0
 
@@ -335,15 +334,17 @@ def _last_lines(path: Path, count: int, end: int) -> Iterator[bytes]:
     return reversed(lines)
 
 
-def _print_from(path: Path, position: int, pending: bytes) -> bytes:
+def _print_from(path: Path, position: int, pending: bytes) -> tuple[bytes, int]:
+    """Print the whole lines from ``position`` on; the unfinished rest and where reading stopped."""
     with path.open("rb") as fh:
         fh.seek(position)
         data = pending + fh.read()
+        position = fh.tell()  # not a size taken earlier: what was read, exactly once
     *complete, rest = data.split(b"\n")
     for line in complete:
         sys.stdout.write(line.decode("utf-8", "replace") + "\n")
     sys.stdout.flush()
-    return rest
+    return rest, position
 
 
 # ---------------------------------------------------------------------- export

@@ -10,6 +10,7 @@ import logging
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +259,36 @@ def test_tail_follow_crosses_day_rotation(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_tail_follow_prints_each_line_once_while_a_writer_appends(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal = tmp_path / "ml-platform-2026-11-20.jsonl"
+    journal.write_text('{"seq":0}\n')
+    count = 3000
+
+    def append() -> None:
+        with journal.open("a") as fh:
+            for i in range(1, count + 1):
+                fh.write(f'{{"seq":{i}}}\n')
+                fh.flush()
+                time.sleep(0.0002)  # paces the writer over the tail's polls; syncs nothing
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        code = main(
+            ["tail", str(journal), "-f", "-n", "1", "--interval", "0", "--max-seconds", "2"]
+        )
+    finally:
+        writer.join()
+    out = capsys.readouterr().out
+    assert code == 0
+    # From the last line at the start on, every line once, in order: none
+    # printed twice when it landed between a size check and the read.
+    seqs = [json.loads(line)["seq"] for line in out.splitlines()]
+    assert seqs == list(range(seqs[0], count + 1))
 
 
 def test_readers_wait_for_batches_being_appended(tmp_path: Path, logger: logging.Logger) -> None:
