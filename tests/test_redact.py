@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +145,25 @@ def test_redactor_scrub_masks_named_fields_in_place_like_redact() -> None:
     assert expected["dataset"] == f"s3://reader:{REDACTED}@bucket/churn.csv"
     assert expected["metrics_snapshot"] == {"loss": 0.25, "api_key": REDACTED}
     assert expected["message"] == f"token={REDACTED} sent"
+
+
+def test_every_file_writer_takes_redact_and_secret_keys(tmp_path: Path) -> None:
+    import logging
+
+    from audit_logging.writers.csv import CsvHandler
+    from audit_logging.writers.json_array import JsonArrayHandler, read_entries
+
+    record = logging.LogRecord("t", logging.INFO, "", 0, "m", None, None)
+    record.action_type = "login"
+    record.details = {"api_key": "k-1", "session_cookie": "c-1"}
+    plain_csv = CsvHandler(tmp_path / "plain.csv", redact=False)
+    custom_json = JsonArrayHandler(tmp_path / "custom.json", secret_keys=("session_cookie",))
+    for handler in (plain_csv, custom_json):
+        handler.handle(record)
+        handler.close()
+    assert (
+        "k-1" in (tmp_path / "plain.csv").read_text()
+        and REDACTED not in (tmp_path / "plain.csv").read_text()
+    )
+    [entry] = read_entries(tmp_path / "custom.json")
+    assert entry["details"] == {"api_key": "k-1", "session_cookie": REDACTED}

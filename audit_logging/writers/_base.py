@@ -29,9 +29,17 @@ import weakref
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
+from audit_logging.chain import hasher_from_env
 from audit_logging.redact import Redactor
 
-__all__ = ["AuditWriter", "UnwrittenRecords", "append_whole", "open_append", "write_all"]
+__all__ = [
+    "AuditWriter",
+    "FileAuditWriter",
+    "UnwrittenRecords",
+    "append_whole",
+    "open_append",
+    "write_all",
+]
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -214,6 +222,38 @@ class AuditWriter(logging.Handler):
 
     def _after_fork_in_child(self) -> None:
         """Forget file descriptors shared with the parent (their locks are the parent's)."""
+
+
+class FileAuditWriter(AuditWriter):
+    """Base of the writers of one file (``audit_log.json``, ``audit_log.csv``): path and chain."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        level: int | str = logging.NOTSET,
+        *,
+        chain: bool,
+        hmac_key: str | bytes | None = None,
+        file_mode: int = 0o600,
+        dir_mode: int = 0o700,
+        redact: bool = True,
+        secret_keys: Iterable[str] | None = None,
+    ) -> None:
+        super().__init__(
+            level, file_mode=file_mode, dir_mode=dir_mode, redact=redact, secret_keys=secret_keys
+        )
+        self.path = os.fspath(path)
+        #: Whether entries carry ``seq`` and ``hash`` (see :mod:`audit_logging.chain`).
+        self.chain = chain
+        self._link = hasher_from_env(hmac_key).link
+
+    @property
+    def baseFilename(self) -> str:
+        """The absolute path of the file (as ``logging.FileHandler.baseFilename``)."""
+        return os.path.abspath(self.path)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path} ({logging.getLevelName(self.level)})>"
 
 
 _live_writers: weakref.WeakSet[AuditWriter] = weakref.WeakSet()

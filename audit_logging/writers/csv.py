@@ -51,15 +51,15 @@ import io
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import portalocker
 
-from audit_logging.chain import GENESIS, hasher_from_env
+from audit_logging.chain import GENESIS
 from audit_logging.redact import DEFAULT_REDACTOR, Redactor
 from audit_logging.schema import ACTION_FIELDS, ACTION_KEY, dumps, to_jsonable
-from audit_logging.writers._base import AuditWriter, append_whole, open_append
+from audit_logging.writers._base import FileAuditWriter, append_whole, open_append
 from audit_logging.writers.json_array import action_entry
 
 __all__ = [
@@ -174,7 +174,7 @@ def _open_quote(fd: int, size: int) -> bool:
     return count % 2 == 1
 
 
-class CsvHandler(AuditWriter):
+class CsvHandler(FileAuditWriter):
     """Appends records carrying ``action_type`` as rows of ``audit_log.csv``.
 
     dictConfig::
@@ -197,23 +197,25 @@ class CsvHandler(AuditWriter):
         hmac_key: str | bytes | None = None,
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
+        redact: bool = True,
+        secret_keys: Iterable[str] | None = None,
     ) -> None:
-        super().__init__(level, file_mode=file_mode, dir_mode=dir_mode)
-        self.path = os.fspath(path)
-        #: Whether rows carry ``seq`` and ``hash`` cells (see the module docstring).
-        self.chain = chain
-        self._link = hasher_from_env(hmac_key).link
+        super().__init__(
+            path,
+            level,
+            chain=chain,
+            hmac_key=hmac_key,
+            file_mode=file_mode,
+            dir_mode=dir_mode,
+            redact=redact,
+            secret_keys=secret_keys,
+        )
         self._fd = -1
         self._end = -1  # file size after our last write; -1 = unknown
         self._chained: bool | None = None  # the open file's format, from its header
         self._seq = 0  # seq and hash of the last row, valid when the size is _end
         self._hash = GENESIS.encode("ascii")
         self._mismatch_reported = False
-
-    @property
-    def baseFilename(self) -> str:
-        """The absolute path of the CSV file (as ``logging.FileHandler.baseFilename``)."""
-        return os.path.abspath(self.path)
 
     def write_records(self, records: Sequence[logging.LogRecord]) -> None:
         # Rendered here without their line ends; chained (or not) under the lock.
@@ -305,6 +307,3 @@ class CsvHandler(AuditWriter):
 
     def _after_fork_in_child(self) -> None:
         self._close_fd()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.path} ({logging.getLevelName(self.level)})>"

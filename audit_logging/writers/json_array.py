@@ -130,17 +130,17 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import portalocker
 
 from audit_logging._files import shared_lock
-from audit_logging.chain import GENESIS, hasher_from_env
+from audit_logging.chain import GENESIS
 from audit_logging.redact import DEFAULT_REDACTOR, Redactor
 from audit_logging.schema import ACTION_KEY, dumps, format_timestamp, to_jsonable
-from audit_logging.writers._base import AuditWriter, ensure_directory
+from audit_logging.writers._base import FileAuditWriter, ensure_directory
 
 __all__ = [
     "CorruptAuditFileError",
@@ -432,7 +432,7 @@ def _utc_stamp() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
-class JsonArrayHandler(AuditWriter):
+class JsonArrayHandler(FileAuditWriter):
     """Writes records carrying ``action_type`` into a JSON array file, newest entry first.
 
     dictConfig::
@@ -458,12 +458,19 @@ class JsonArrayHandler(AuditWriter):
         hmac_key: str | bytes | None = None,
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
+        redact: bool = True,
+        secret_keys: Iterable[str] | None = None,
     ) -> None:
-        super().__init__(level, file_mode=file_mode, dir_mode=dir_mode)
-        self.path = os.fspath(path)
-        #: Whether entries carry ``seq`` and ``hash`` (see :mod:`audit_logging.chain`).
-        self.chain = chain
-        self._link = hasher_from_env(hmac_key).link
+        super().__init__(
+            path,
+            level,
+            chain=chain,
+            hmac_key=hmac_key,
+            file_mode=file_mode,
+            dir_mode=dir_mode,
+            redact=redact,
+            secret_keys=secret_keys,
+        )
         self.lock_path = lock_path_for(self.path)
         self._fd = -1
         self._ino = -1
@@ -474,11 +481,6 @@ class JsonArrayHandler(AuditWriter):
         self._saved_chain_state = b""
         self._saved_tail: tuple[int, bytes] | None = None
         self._saved_at = (-1, -1)  # (inode, first entry's offset) when we saved it
-
-    @property
-    def baseFilename(self) -> str:
-        """The absolute path of the array file (as ``logging.FileHandler.baseFilename``)."""
-        return os.path.abspath(self.path)
 
     # ------------------------------------------------------------------ writing
 
@@ -852,6 +854,3 @@ class JsonArrayHandler(AuditWriter):
 
     def _after_fork_in_child(self) -> None:
         self._close_fds()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.path} ({logging.getLevelName(self.level)})>"
