@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_SEVERITIES",
     "JOURNAL_CONTEXT_FIELDS",
     "JOURNAL_FIELDS",
+    "JOURNAL_USER_FIELDS",
     "WARNING_FIELDS",
     "ActionType",
     "Event",
@@ -79,6 +80,16 @@ JOURNAL_CONTEXT_FIELDS: Final = (
     "host",
     "pid",
     "seq",
+)
+#: The journal fields the caller supplies (the rest are ours): what redaction looks at.
+JOURNAL_USER_FIELDS: Final = (
+    "dataset",
+    "model",
+    "decision",
+    "reasoning",
+    "metrics_snapshot",
+    "message",
+    "exception",
 )
 #: The fields of an action-audit entry (``audit_log.json`` / ``audit_log.csv``).
 ACTION_FIELDS: Final = ("timestamp", "action_type", "status", "details", "error")

@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -170,3 +171,40 @@ def test_files_are_private_by_default(tmp_path: Path, logger: logging.Logger) ->
     [path] = journal_files(directory)
     assert path.stat().st_mode & 0o777 == 0o600
     assert directory.stat().st_mode & 0o777 == 0o700
+
+
+def test_json_formatter_renders_the_journal_line_with_secrets_masked(
+    tmp_path: Path, logger: logging.Logger
+) -> None:
+    import io
+    import json
+
+    from audit_logging import AuditJsonFormatter
+
+    stream = io.StringIO()
+    console = logging.StreamHandler(stream)
+    console.setFormatter(AuditJsonFormatter())
+    logger.addHandler(console)
+    logger.addHandler(JsonlHandler(tmp_path))
+    extra = {
+        "event": "HYPERPARAMETERS_SET",
+        "dataset": "churn.csv",
+        "metrics_snapshot": {"api_key": "PLANTED-A", "lr": float("nan")},
+        "reasoning": "password=PLANTED-B",
+    }
+    logger.info("set", extra=extra)
+    logger.info("no event")
+
+    def strict(text: str) -> dict[str, Any]:
+        return json.loads(text, parse_constant=lambda token: pytest.fail(token))
+
+    printed = [strict(line) for line in stream.getvalue().splitlines()]
+    [written] = read_jsonl(journal_files(tmp_path)[0])
+    # The same fields in the same order as the journal (seq numbers this stream).
+    assert list(printed[0]) == [k for k in written if k != "hash"]
+    assert {k: v for k, v in printed[0].items() if k != "seq"} == {
+        k: v for k, v in written.items() if k not in ("seq", "hash")
+    }
+    assert printed[0]["metrics_snapshot"] == {"api_key": "[REDACTED]", "lr": None}
+    assert "PLANTED" not in stream.getvalue()
+    assert printed[1]["event"] is None and [p["seq"] for p in printed] == [1, 2]

@@ -32,6 +32,7 @@ import portalocker
 from audit_logging.chain import GENESIS, digest_path, hasher_from_env, predecessor
 from audit_logging.schema import (
     EVENT_KEY,
+    JOURNAL_USER_FIELDS,
     UnknownEventError,
     dumps,
     dumps_unescaped,
@@ -49,16 +50,6 @@ from audit_logging.writers._base import AuditWriter, append_whole, open_append, 
 __all__ = ["JsonlHandler"]
 
 _TAIL_CHUNK = 64 * 1024
-#: Fields the caller supplies (the rest are ours): what redaction looks at.
-_USER_FIELDS = (
-    "dataset",
-    "model",
-    "decision",
-    "reasoning",
-    "metrics_snapshot",
-    "message",
-    "exception",
-)
 _TAIL_LIMIT = 4 * 1024 * 1024
 
 
@@ -198,7 +189,7 @@ class JsonlHandler(AuditWriter):
                 continue
             fields = journal_fields(record)
             if scrub is not None:
-                scrub(fields, _USER_FIELDS)
+                scrub(fields, JOURNAL_USER_FIELDS)
             key = (record.levelname, record.name, record.process)
             if key != last_key:
                 context = self._context(record, session)
