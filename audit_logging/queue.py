@@ -264,9 +264,10 @@ class AuditQueueHandler(logging.Handler):
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         """Snapshot, in the caller's thread, what the caller could still change.
 
-        The audit fields' containers are copied, and %-args that are not
-        immutable are merged into the message now. Nothing is formatted or
-        serialised here; ``exc_info`` stays structured for the writers.
+        The audit fields' containers and the %-args are copied (containers and
+        numpy values; other objects are kept, as the stdlib does). Nothing is
+        formatted or serialised here: the listener merges the message, and
+        ``exc_info`` stays structured for the writers.
         """
         d = record.__dict__
         for key in _SNAPSHOT_KEYS:
@@ -277,11 +278,7 @@ class AuditQueueHandler(logging.Handler):
         if args:
             values = args.values() if isinstance(args, Mapping) else args
             if any(type(a) not in _IMMUTABLE for a in values):
-                try:
-                    record.msg = record.getMessage()
-                    record.args = None
-                except Exception:
-                    pass  # the writers report the malformed message
+                record.args = snapshot(args)
         if type(record.msg) is not str:
             record.msg = snapshot(record.msg)
         return record

@@ -156,6 +156,18 @@ def test_mutation_after_the_call_does_not_change_the_log(
     assert lines[1]["message"] == "metrics ['a']"
 
 
+def test_prepare_copies_args_without_formatting_in_the_caller(logger: logging.Logger) -> None:
+    import numpy as np
+
+    weights = np.arange(3.0)
+    record = logger.makeRecord(logger.name, logging.INFO, "f", 1, "w=%s", (weights,), None)
+    prepared = AuditQueueHandler().prepare(record)
+    weights[0] = 99.0
+    # The message is left for the listener to merge, from a copy of the array.
+    assert prepared.msg == "w=%s" and prepared.args[0] is not weights  # type: ignore[index]
+    assert prepared.getMessage() == "w=[0. 1. 2.]"
+
+
 def test_ten_threads_lose_nothing(tmp_path: Path, logger: logging.Logger) -> None:
     handler = AuditQueueHandler([JsonlHandler(directory=tmp_path)])
     logger.addHandler(handler)
