@@ -93,6 +93,19 @@ def traceback_summary(tb: types.TracebackType | None, limit: int = _MAX_FRAMES) 
 # --------------------------------------------------------------------------- exceptions
 
 
+#: Set on an exception whose ending is already logged (by :class:`~audit_logging.TrainingRun`),
+#: so that the hooks do not log it a second time when it reaches them.
+_REPORTED: Final = "__audit_logging_reported__"
+
+
+def mark_reported(exc: BaseException) -> None:
+    """Tell :func:`log_exception` that ``exc``'s warning is already logged."""
+    try:
+        setattr(exc, _REPORTED, True)
+    except Exception:
+        pass  # an exception type that takes no attributes: logged twice, not lost
+
+
 def log_exception(
     exc_type: type[BaseException],
     exc: BaseException | None,
@@ -102,6 +115,8 @@ def log_exception(
 ) -> None:
     """Log ``training_interrupted`` (KeyboardInterrupt) or ``training_failed``; never raises."""
     try:
+        if getattr(exc, _REPORTED, False):
+            return
         log = _logger(logger)
         name = _type_name(exc_type)
         text = _short(_safe_str(exc)) if exc is not None else ""

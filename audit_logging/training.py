@@ -77,7 +77,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from audit_logging import schema
+from audit_logging import hooks, schema
 from audit_logging.detect import Issue, IssueDetector, fmt, metric_mode
 
 __all__ = ["DatasetInfo", "TrainingRun", "run_demo_training"]
@@ -275,6 +275,8 @@ class TrainingRun:
         #: The issues reported so far (the most recent 100) and a count per kind.
         self.issues: deque[Issue] = deque(maxlen=100)
         self.issue_counts: Counter[str] = Counter()
+        #: The issue that set :attr:`should_stop` first (kept: :attr:`issues` keeps the last 100).
+        self.stopped_by: Issue | None = None
         self.stop_reason: str | None = None
         self.git_commit: str | None = None
         self.last_step: Any = None
@@ -348,6 +350,7 @@ class TrainingRun:
                 },
             },
         )
+        hooks.mark_reported(exc)  # install_hooks() would log the same ending again
 
     # ------------------------------------------------------------------ context
 
@@ -412,9 +415,8 @@ class TrainingRun:
         where = f"at step {self.last_step} after {self.calls} progress calls and {fmt(duration)} s"
         if exc is None:
             reasoning = f"Finished normally {where}."
-            stops = [i for i in self.issues if i.kind in self.stop_on]
-            if stops:
-                first = stops[0]
+            first = self.stopped_by
+            if first is not None:
                 reasoning += (
                     f" Stopped early on the {first.kind} detected at step {first.step}: "
                     f"{first.reasoning}"
@@ -423,7 +425,7 @@ class TrainingRun:
                 logging.INFO,
                 "Training completed",
                 schema.Event.TRAINING_COMPLETED.value,
-                decision="Early stopping triggered" if stops else None,
+                decision="Early stopping triggered" if first is not None else None,
                 reasoning=reasoning,
                 metrics=self._run_facts(),
             )
@@ -559,6 +561,8 @@ class TrainingRun:
         decision = "Early stopping triggered" if stops else issue.decision
         if stops:
             self.should_stop = True
+            if self.stopped_by is None:
+                self.stopped_by = issue
         self.issues.append(issue)
         self.issue_counts[issue.kind] += 1
         self._log(

@@ -266,3 +266,16 @@ def test_checkpoint_load_reports_and_reraises(
     gone = [w for w in warnings_in(out) if w["details"]["path"].endswith("gone.ckpt")]
     assert gone[0]["details"]["exists"] is False and gone[0]["details"]["size"] is None
     assert len(warnings_in(out)) == 2
+
+
+def test_a_training_run_and_the_hooks_log_one_failure(tmp_path: Path) -> None:
+    code = SETUP + (
+        "from audit_logging import TrainingRun\n"
+        "with TrainingRun(dataset='d.csv', model='m', git=None):\n"
+        "    raise ValueError('loss is nan')\n"
+    )
+    result = run_python(code, cwd=tmp_path)
+    assert result.returncode == 1 and "ValueError: loss is nan" in result.stderr
+    [warning] = warnings_in(tmp_path / "w")
+    assert warning["type"] == "training_failed"
+    assert warning["details"]["exception_type"] == "ValueError"

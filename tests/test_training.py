@@ -448,6 +448,21 @@ def test_stop_on_and_detector_options(journal: Journal) -> None:
         assert run.progress(train_loss=math.nan) == ()
 
 
+def test_early_stop_is_reported_after_more_than_a_hundred_later_issues(journal: Journal) -> None:
+    from audit_logging.detect import Issue
+
+    def issue(kind: str, step: int) -> Issue:
+        return Issue(kind, "cause", {"step": step}, f"{kind} at {step}.", step, "Review")
+
+    with run_of(journal, stop_on=("plateau",), detector=False) as run:
+        run.report(issue("plateau", 1))
+        for step in range(2, 152):
+            run.report(issue("divergence", step))
+    completed = journal.only("TRAINING_COMPLETED")
+    assert completed["decision"] == "Early stopping triggered"
+    assert "Stopped early on the plateau detected at step 1" in completed["reasoning"]
+
+
 def test_an_issue_is_logged_once_per_episode(journal: Journal) -> None:
     with run_of(journal, progress_every=1000) as run:
         feed(run, overfitting(n=200))
