@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from audit_logging.config import parse_formats
 from audit_logging.schema import ActionType
 from audit_logging.writers._base import AuditWriter
 from audit_logging.writers.csv import CsvHandler, restore_cell
@@ -70,29 +71,23 @@ class AuditEvent:
 
 
 def resolve_formats(value: str | None) -> tuple[str, ...]:
-    """The formats selected by ``value`` (argument), else ``AUDIT_LOG_FORMAT``, else json.
+    """The action formats selected by ``value`` (argument), else ``AUDIT_LOG_FORMAT``, else json.
 
-    ``()`` means ``none``. Unknown names are logged as a warning and read as ``json``.
+    ``AUDIT_LOG_FORMAT`` is shared with :func:`~audit_logging.configure`: its
+    other outputs (``jsonl``, ``warnings``) are not this class's and are passed
+    over. ``()`` means ``none``. An unknown name is logged as a warning and the
+    selection read as ``json``.
     """
     if value is None or not str(value).strip():
         value = os.environ.get("AUDIT_LOG_FORMAT", "")
-    names = [n.strip().lower() for n in str(value).split(",") if n.strip()]
-    if not names:
+    try:
+        names = parse_formats(value) if str(value).strip() else [_DEFAULT_FORMAT]
+    except ValueError as exc:
+        _log.warning("%s; using json", exc)
         return (_DEFAULT_FORMAT,)
-    if "none" in names:
-        return ()
-    formats: list[str] = []
-    for name in names:
-        if name not in VALID_FORMATS:
-            _log.warning(
-                "unknown audit log format %r; valid formats: %s, none; using json",
-                name,
-                ", ".join(VALID_FORMATS),
-            )
-            name = _DEFAULT_FORMAT
-        if name not in formats:
-            formats.append(name)
-    return tuple(formats)
+    if not names:
+        return ()  # none
+    return tuple(n for n in names if n in VALID_FORMATS) or (_DEFAULT_FORMAT,)
 
 
 class AuditLogger:

@@ -127,6 +127,17 @@ def test_unknown_format_warns_naming_the_valid_ones_and_uses_json(
     assert len(load_json(audit.json_path)) == 1
 
 
+def test_configure_formats_in_the_shared_variable_are_passed_over_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("AUDIT_LOG_FORMAT", "jsonl,json,warnings")  # configure()'s default
+    with caplog.at_level(logging.WARNING, logger="audit_logging.facade"):
+        assert AuditLogger(tmp_path / "a").formats == ("json",)
+        monkeypatch.setenv("AUDIT_LOG_FORMAT", "jsonl,csv")
+        assert AuditLogger(tmp_path / "b").formats == ("csv",)
+    assert caplog.records == []
+
+
 def test_unicode_round_trips_in_both_formats(tmp_path: Path) -> None:
     audit = AuditLogger(tmp_path, format="json,csv")
     text = "Ünïcödé 日本 🚀 'single' \"double\" , ; \\ \n\t tab"
