@@ -66,6 +66,10 @@ REDACTED: Final = "[REDACTED]"
 _SERVICE_ACCOUNT: Final = "[REDACTED service account key]"
 _PRIVATE_KEY: Final = "[REDACTED private key]"
 _MAX_DEPTH: Final = 100
+# What a mapping key means for its entry (Redactor's cached verdicts).
+_CLEAN_KEY: Final = "clean"
+_SECRET_KEY: Final = "secret key"  # its value is masked
+_SECRET_IN_KEY: Final = "secret in key"  # the key's own text holds a secret
 
 _PEM = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----.*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|\Z)",
@@ -142,7 +146,7 @@ class Redactor:
         self._words, self._pairs = _compiled(self.keys)
         self._triggers = _triggers(self.keys)
         self._texts: dict[str, str] = {}
-        self._key_verdicts: dict[Any, bool] = {}
+        self._key_verdicts: dict[Any, str] = {}
 
     def text(self, value: str) -> str:
         cached = self._texts.get(value)
@@ -195,33 +199,45 @@ class Redactor:
             if new is not value:
                 fields[name] = new
 
+    def _key_verdict(self, key: object) -> str:
+        """What a mapping key means for its entry: a secret key, secret text in it, or neither."""
+        if type(key) is not str:
+            return _CLEAN_KEY
+        if _padded_has_word(key, self._words):
+            return _SECRET_KEY
+        return _SECRET_IN_KEY if self.text(key) != key else _CLEAN_KEY
+
     def _dict(self, value: dict[Any, Any]) -> Any:
+        # Checks with the caches; the first thing to mask hands the whole dict to
+        # redact(), so that what is masked (values, secret keys' values, secret
+        # text in keys) is decided in one place.
+        verdicts, texts = self._key_verdicts, self._texts
+        for k, v in value.items():
+            verdict = verdicts.get(k)
+            if verdict is None:
+                verdict = self._key_verdict(k)
+                if len(verdicts) < self._CACHE_LIMIT:
+                    verdicts[k] = verdict
+            tv = type(v)
+            if verdict is _SECRET_KEY:
+                if v is None or tv is bool:
+                    continue
+                return redact(value, self.keys)
+            if verdict is _SECRET_IN_KEY:
+                return redact(value, self.keys)
+            if tv is float or tv is int or v is None or tv is bool:
+                continue
+            if tv is str:
+                masked = texts.get(v)
+                if masked is None:
+                    masked = self.text(v)
+                if masked != v:  # != : the cache may hold an equal string, not this one
+                    return redact(value, self.keys)
+            elif self(v) is not v:
+                return redact(value, self.keys)
         if value.get("type") == "service_account":
             return _SERVICE_ACCOUNT
-        verdicts, texts = self._key_verdicts, self._texts
-        out: dict[Any, Any] | None = None
-        for k, v in value.items():
-            secret = verdicts.get(k)
-            if secret is None:
-                secret = type(k) is str and _padded_has_word(k, self._words)
-                if len(verdicts) < self._CACHE_LIMIT:
-                    verdicts[k] = secret
-            tv = type(v)
-            if secret:
-                new = v if v is None or tv is bool else REDACTED
-            elif tv is float or tv is int or v is None or tv is bool:
-                continue
-            elif tv is str:
-                new = texts.get(v)
-                if new is None:
-                    new = self.text(v)
-            else:
-                new = self(v)
-            if new is not v:
-                if out is None:
-                    out = dict(value)
-                out[k] = new
-        return value if out is None else out
+        return value
 
 
 def is_secret_key(key: object, keys: Iterable[str] | None = None) -> bool:

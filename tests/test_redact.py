@@ -167,3 +167,11 @@ def test_every_file_writer_takes_redact_and_secret_keys(tmp_path: Path) -> None:
     )
     [entry] = read_entries(tmp_path / "custom.json")
     assert entry["details"] == {"api_key": "k-1", "session_cookie": REDACTED}
+
+
+def test_the_writers_redactor_masks_what_redact_masks_in_keys_too() -> None:
+    value = {"https://u:pw12345@host/x": 1, "loss": 0.5, "note": "token=abc"}
+    assert Redactor()(value) == redact(value)
+    assert "pw12345" not in json.dumps(Redactor()(value))
+    clean = {"loss": 0.5, "name": "resnet"}
+    assert Redactor()(clean) is clean
