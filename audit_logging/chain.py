@@ -62,6 +62,7 @@ __all__ = [
     "VerifyReport",
     "digest_path",
     "hasher_from_env",
+    "is_chained_csv",
     "iter_logs",
     "split_hash",
     "verify_paths",
@@ -388,7 +389,8 @@ def iter_journals(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
             raise FileNotFoundError(2, "No such file or directory", str(path))
 
 
-def _is_chained_csv(path: Path) -> bool:
+def is_chained_csv(path: Path) -> bool:
+    """Whether the CSV at ``path`` has the ``seq,hash`` columns (``CsvHandler(chain=True)``)."""
     try:
         with path.open("rb") as fh:
             return fh.read(len(CSV_CHAINED_HEADER)) == CSV_CHAINED_HEADER
@@ -420,7 +422,7 @@ def iter_logs(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str, Pa
                     kind = "csv"
                 else:
                     continue
-                if p.is_file() and (kind != "csv" or _is_chained_csv(p)):
+                if p.is_file() and (kind != "csv" or is_chained_csv(p)):
                     found.append((kind, p))
             found.sort(key=lambda pair: pair[1])
             yield from found
@@ -519,30 +521,10 @@ def _array_items(data: bytes, entries: list[object]) -> list[bytes]:
     return [dumps(entry) for entry in entries]
 
 
-def _lock_state_seq(path: Path) -> int | None:
-    """The last ``seq`` the writer's lock file records for ``path`` as it is, if any."""
-    try:
-        # Two lines: "inode offset" in 64 bytes, then "inode offset seq hash" in 128.
-        state = (path.parent / f".{path.name}.lock").read_bytes()[:192]
-        ino = path.stat().st_ino
-    except OSError:
-        return None
-    first, chain = state[:64].split(), state[64:].split()
-    if (
-        len(first) == 2
-        and len(chain) == 4
-        and chain[:2] == first
-        and chain[2].isdigit()
-        and first[0] == b"%d" % ino
-    ):
-        return int(chain[2])
-    return None
-
-
 def verify_array(path: Path, hasher: Hasher, report: VerifyReport, named: bool = False) -> None:
     """Check the chain of an ``audit_log.json`` array (see the module docstring)."""
     # Imported here: the array writer imports this module for its links.
-    from audit_logging.writers.json_array import reading_lock
+    from audit_logging.writers.json_array import reading_lock, recorded_seq
 
     name = str(path)
     problems = report.problems
@@ -551,7 +533,7 @@ def verify_array(path: Path, hasher: Hasher, report: VerifyReport, named: bool =
     # like a truncated file.
     with reading_lock(path):
         data = path.read_bytes()
-        recorded = _lock_state_seq(path)
+        recorded = recorded_seq(path)
     try:
         entries = json.loads(data) if data.strip(_JSON_WS) else []
     except ValueError:

@@ -40,7 +40,7 @@ from typing import Any, TextIO
 
 from audit_logging import reader
 from audit_logging._files import size_between_batches
-from audit_logging.chain import Hasher, iter_journals, verify_paths
+from audit_logging.chain import hasher_from_env, is_chained_csv, iter_journals, verify_paths
 from audit_logging.schema import (
     ACTION_FIELDS,
     JOURNAL_CONTEXT_FIELDS,
@@ -109,9 +109,15 @@ def _print_table(rows: list[list[str]], out: TextIO, headers: Sequence[str]) -> 
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
 
 
+def _split(paths: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Local paths and ``gs://`` prefixes."""
+    return [p for p in paths if not p.startswith("gs://")], [
+        p for p in paths if p.startswith("gs://")
+    ]
+
+
 def _sources(paths: Sequence[str]) -> reader.Sources:
-    local = [p for p in paths if not p.startswith("gs://")]
-    remote = [p for p in paths if p.startswith("gs://")]
+    local, remote = _split(paths)
     sources = reader.discover(local)
     if remote:
         sources = _add_gcs_sources(sources, remote)
@@ -252,11 +258,14 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    hasher = Hasher(args.key if args.key is not None else os.environ.get("AUDIT_LOG_HMAC_KEY"))
-    paths: list[str | Path] = [p for p in args.paths if not p.startswith("gs://")]
-    remote = [p for p in args.paths if p.startswith("gs://")]
+    hasher = hasher_from_env(args.key)
+    local, remote = _split(args.paths)
+    paths: list[str | Path] = list(local)
     if remote:
-        paths += _add_gcs_sources(reader.Sources(), remote).journals
+        spooled = _add_gcs_sources(reader.Sources(), remote)
+        # Every chained log of the bucket, as verify finds them in a folder.
+        paths += [*spooled.journals, *spooled.actions_json]
+        paths += [p for p in spooled.actions_csv if is_chained_csv(p)]
     progress = sys.stderr.isatty()
 
     def show(n: int, total: int, journal: Path) -> None:

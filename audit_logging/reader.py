@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_logging._files import iter_lines, size_between_batches
+from audit_logging.chain import journal_key
 from audit_logging.schema import format_timestamp
 from audit_logging.writers.json_array import read_array_bytes
 
@@ -36,7 +37,6 @@ __all__ = [
 ]
 
 ErrorSink = Callable[[str], None]
-_JOURNAL = re.compile(r".*-(\d{4}-\d{2}-\d{2})(?:-.+)?\.jsonl$")
 _WARNING = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_[a-z0-9_]+_[0-9a-f]{8}.*\.json$")
 _CHUNK = 1 << 16
 
@@ -209,9 +209,9 @@ def _warning_entries(paths: list[Path], on_error: ErrorSink) -> Iterator[Entry]:
 
 
 def journal_day(path: Path) -> str:
-    """The ``YYYY-MM-DD`` in a journal's file name, or ``""``."""
-    m = _JOURNAL.match(path.name)
-    return m[1] if m else ""
+    """The ``YYYY-MM-DD`` in a journal's file name, or ``""`` (read as ``verify`` reads it)."""
+    key = journal_key(path)
+    return key[2] if key else ""
 
 
 def iter_entries(

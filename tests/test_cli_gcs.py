@@ -70,3 +70,28 @@ def test_a_missing_bucket_is_one_clear_line(
     assert (
         err.startswith("audit-logging: cannot list gs://no-such-bucket-here/x:") and "\n" not in err
     )
+
+
+def test_verify_checks_the_action_log_in_the_bucket_too(
+    gcs_server: GcsServer,
+    gcs_bucket: Any,
+    tmp_path: Path,
+    logger: logging.Logger,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from audit_logging import JsonArrayHandler
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
+    monkeypatch.setenv("AUDIT_LOG_CACHE", str(tmp_path / "cache"))
+    array = tmp_path / "audit_log.json"
+    logger.addHandler(JsonArrayHandler(array))
+    for i in range(3):
+        logger.info("a", extra={"action_type": "train", "details": {"i": i}})
+    blob = gcs_bucket.blob("gpu-8/run-1/audit_log.json")
+    blob.upload_from_string(array.read_bytes())
+    assert main(["verify", f"gs://{gcs_bucket.name}/gpu-8"]) == 0
+    capsys.readouterr()
+    blob.upload_from_string(array.read_bytes().replace(b'"i":1', b'"i":7'))
+    assert main(["verify", f"gs://{gcs_bucket.name}/gpu-8"]) == 1
+    assert "edited" in capsys.readouterr().out

@@ -56,7 +56,7 @@ from typing import Any
 
 import portalocker
 
-from audit_logging.chain import GENESIS
+from audit_logging.chain import CSV_CHAINED_HEADER, GENESIS
 from audit_logging.redact import DEFAULT_REDACTOR, Redactor
 from audit_logging.schema import ACTION_FIELDS, ACTION_KEY, dumps, to_jsonable
 from audit_logging.writers._base import FileAuditWriter, append_whole, open_append
@@ -91,8 +91,8 @@ def render_row(fields: Sequence[str]) -> str:
 
 #: The header line of ``audit_log.csv``.
 HEADER = render_row(ACTION_FIELDS)
-#: The header line of a chained ``audit_log.csv`` (``CsvHandler(chain=True)``).
-CHAINED_HEADER = render_row((*ACTION_FIELDS, "seq", "hash"))
+#: The header line of a chained ``audit_log.csv`` (``CsvHandler(chain=True)``), as verify knows it.
+CHAINED_HEADER = CSV_CHAINED_HEADER.decode("ascii")
 
 
 def neutralise(cell: str) -> str:

@@ -847,7 +847,7 @@ class GcsSyncHandler(logging.Handler):
         data = json.dumps(doc, indent=1, sort_keys=True).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, data)
+            write_all(fd, data)  # a short write would leave a torn state file
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -150,6 +150,7 @@ __all__ = [
     "read_array_bytes",
     "read_entries",
     "reading_lock",
+    "recorded_seq",
 ]
 
 PAGE = 4096
@@ -282,6 +283,35 @@ def read_array_bytes(path: str | os.PathLike[str]) -> bytes:
     """
     with reading_lock(path), open(path, "rb") as fh:
         return fh.read()
+
+
+def _chain_state(line: bytes, ino: int, front: int) -> tuple[int, bytes] | None:
+    """``(seq, hash)`` from the lock file's chain line, if it is about this file and front."""
+    state = line.split()
+    if (
+        len(state) == 4
+        and state[0] == b"%d" % ino
+        and state[1] == b"%d" % front
+        and state[2].isdigit()
+        and len(state[3]) == 64
+    ):
+        return int(state[2]), state[3]
+    return None
+
+
+def recorded_seq(path: str | os.PathLike[str]) -> int | None:
+    """The last ``seq`` the writers' lock file records for the array at ``path``, if current."""
+    try:
+        with open(lock_path_for(path), "rb") as fh:
+            raw = fh.read(_STATE_SIZE + _CHAIN_STATE_SIZE)
+        ino = os.stat(path).st_ino
+    except OSError:
+        return None
+    first = raw[:_STATE_SIZE].split()
+    if len(first) != 2 or first[0] != b"%d" % ino or not first[1].isdigit():
+        return None
+    recorded = _chain_state(raw[_STATE_SIZE:], ino, int(first[1]))
+    return recorded[0] if recorded is not None else None
 
 
 def read_entries(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -553,15 +583,9 @@ class JsonArrayHandler(FileAuditWriter):
             and self._saved_at == (self._ino, front)
         ):
             return self._saved_tail  # ours, unchanged since our last batch
-        state = line.split()
-        if (
-            len(state) == 4
-            and state[0] == b"%d" % self._ino
-            and state[1] == b"%d" % front
-            and state[2].isdigit()
-            and len(state[3]) == 64
-        ):
-            return int(state[2]), state[3]
+        recorded = _chain_state(line, self._ino, front)
+        if recorded is not None:
+            return recorded
         # Stale or missing: the one case where the file is read whole.
         best = (0, GENESIS.encode("ascii"))
         for match in _CHAIN_TAIL.finditer(_pread_all(self._fd, size, 0)):
