@@ -315,11 +315,25 @@ def test_readers_wait_for_batches_being_appended(tmp_path: Path, logger: logging
     reading = threading.Thread(
         target=lambda: results.append(summarize(discover([tmp_path]), errors.append))
     )
+    commands = {  # the command as users run it: query, export and tail read the same way
+        name: subprocess.Popen(
+            [sys.executable, "-m", "audit_logging", *argv, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+        )
+        for name, argv in {
+            "query": ["query"],
+            "export": ["export", "--to", "json"],
+            "tail": ["tail"],
+        }.items()
+    }
     try:
         reading.start()
         # Readers that did not wait for the locks would have read the cut-off lines by now.
         reading.join(1.0)
         assert reading.is_alive()
+        assert all(proc.poll() is None for proc in commands.values())
         for path, data in whole.items():
             path.write_bytes(data)  # the writers finish their batches
     finally:
@@ -330,3 +344,10 @@ def test_readers_wait_for_batches_being_appended(tmp_path: Path, logger: logging
     assert errors == []
     assert results[0].journal_lines == 3
     assert results[0].actions == 3 and results[0].statuses == {"success": 3}
+    outputs = {name: proc.communicate(timeout=60) for name, proc in commands.items()}
+    assert all(proc.returncode == 0 for proc in commands.values()), outputs
+    assert all(err == b"" for _, err in outputs.values()), outputs
+    assert len(outputs["query"][0].splitlines()) == 6  # 3 journal lines, 3 actions
+    assert len(json.loads(outputs["export"][0])) == 3
+    tail = [json.loads(line) for line in outputs["tail"][0].splitlines()]
+    assert [line["metrics_snapshot"] for line in tail] == [None] * 3

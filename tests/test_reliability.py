@@ -100,6 +100,36 @@ def test_failed_writes_are_retried(
     assert [line["message"] for line in read_jsonl(path)] == [f"r{i}" for i in range(5)]
 
 
+def test_failed_records_beyond_retry_limit_are_counted_lost_and_the_newest_kept(
+    tmp_path: Path,
+    logger: logging.Logger,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import audit_logging.writers._base as file_layer
+
+    real_write_all = file_layer.write_all
+    full = True
+
+    def write_all(fd: int, data: bytes) -> None:
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write_all(fd, data)
+
+    monkeypatch.setattr(file_layer, "write_all", write_all)
+    writer = JsonlHandler(directory=tmp_path)
+    writer.retry_limit = 3
+    logger.addHandler(writer)
+    for i in range(8):
+        logger.info("r%d", i, extra={"event": "TRAINING_PROGRESS"})
+    assert writer.records_failed == 8 and writer.records_lost == 5
+    full = False
+    writer.flush()
+    [path] = journal_files(tmp_path)
+    assert [line["message"] for line in read_jsonl(path)] == ["r5", "r6", "r7"]
+    capsys.readouterr()
+
+
 def test_a_file_where_the_directory_should_be(
     tmp_path: Path, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
