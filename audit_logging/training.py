@@ -79,6 +79,7 @@ from typing import IO, Any
 
 from audit_logging import hooks, schema
 from audit_logging.detect import Issue, IssueDetector, fmt, metric_mode
+from audit_logging.probes.git import check_git
 
 __all__ = ["DatasetInfo", "TrainingRun", "run_demo_training"]
 
@@ -185,29 +186,12 @@ def _describe_error(exc: BaseException) -> str:
 
 
 def _git_facts(path: str | os.PathLike[str], warn_logger: logging.Logger | None) -> dict[str, Any]:
-    """Commit, branch and dirty flag from the git probe, or the reason they are unknown."""
-    try:
-        from audit_logging.probes.git import check_git
-    except ImportError:
-        return {"git_commit": None, "git_unknown_reason": "the git probe is not installed"}
-    if warn_logger is None:
-        # check_git logs dirty_git to the logger it is given: a private logger
-        # outside the hierarchy with only a NullHandler keeps that warning unwritten.
-        warn_logger = logging.Logger(f"{_LOGGER_NAME}.git-silent")
-        warn_logger.addHandler(logging.NullHandler())
-        warn_logger.propagate = False
-    try:
-        status = check_git(path, logger=warn_logger)
-    except Exception as exc:  # the probe promises not to raise; be sure
-        return {"git_commit": None, "git_unknown_reason": _describe_error(exc)}
-    commit = getattr(status, "commit", None)
-    if commit is None:
-        return {"git_commit": None, "git_unknown_reason": getattr(status, "reason", None)}
-    return {
-        "git_commit": commit,
-        "git_branch": getattr(status, "branch", None),
-        "git_dirty": getattr(status, "dirty", None),
-    }
+    """Commit, branch and dirty flag from the git probe (which logs ``dirty_git`` to
+    ``warn_logger``, if given), or the reason they are unknown."""
+    status = check_git(path, logger=warn_logger, warn=warn_logger is not None)
+    if status.commit is None:
+        return {"git_commit": None, "git_unknown_reason": status.reason}
+    return {"git_commit": status.commit, "git_branch": status.branch, "git_dirty": status.dirty}
 
 
 class TrainingRun:
@@ -297,19 +281,22 @@ class TrainingRun:
         event: str,
         decision: str | None = None,
         reasoning: str | None = None,
-        metrics: Mapping[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        args: tuple[Any, ...] = (),
         **kwargs: Any,
     ) -> None:
         self.logger.log(
             level,
             message,
+            *args,
             extra={
                 "event": event,
                 "dataset": self.dataset_name,
                 "model": self.model,
                 "decision": decision,
                 "reasoning": reasoning,
-                "metrics_snapshot": dict(metrics) if metrics is not None else None,
+                # Built here for each line (decide() copies the caller's mapping).
+                "metrics_snapshot": metrics,
             },
             **kwargs,
         )
@@ -486,7 +473,8 @@ class TrainingRun:
     ) -> None:
         """Log a decision (ALGORITHM_SELECTED, DATASET_PREPROCESSED, ...) with its reasoning."""
         name = event.value if isinstance(event, schema.Event) else event
-        self._log(logging.INFO, decision, name, decision, reasoning, metrics)
+        snapshot = dict(metrics) if metrics is not None else None  # the caller may reuse it
+        self._log(logging.INFO, decision, name, decision, reasoning, snapshot)
 
     def hyperparameters(self, params: Mapping[str, Any], defaults_used: Iterable[str] = ()) -> None:
         """Log HYPERPARAMETERS_SET; ``defaults_used`` names the ones left at their defaults."""
@@ -548,9 +536,10 @@ class TrainingRun:
         snapshot = {"step": step, **metrics}
         self._log(
             logging.INFO,
-            f"Training progress at step {step}",
+            "Training progress at step %s",  # merged on the listener, not in the training loop
             schema.Event.TRAINING_PROGRESS.value,
             metrics=snapshot,
+            args=(step,),
         )
         for issue in issues:
             self.report(issue)

@@ -92,16 +92,17 @@ def check_git(
     logger: logging.Logger | None = None,
     *,
     ignore_paths: Iterable[str] = ("training_logs/",),
+    warn: bool = True,
 ) -> GitStatus:
     """Inspect the repository holding ``path``; log ``dirty_git`` when it has uncommitted changes.
 
-    Returns a :class:`GitStatus`; never raises.
+    ``warn=False`` only inspects. Returns a :class:`GitStatus`; never raises.
     """
     try:
         status = _inspect(os.fspath(path), tuple(ignore_paths))
     except Exception as exc:  # never raise into the training script
         return GitStatus(available=True, reason=f"{type(exc).__name__}: {exc}"[:300])
-    if status.dirty:
+    if status.dirty and warn:
         _log_dirty(status, os.fspath(path), logger or logging.getLogger(_LOGGER_NAME))
     return status
 
