@@ -358,3 +358,16 @@ def test_every_writer_writes_its_failed_records_on_flush(
     assert [row[1] for row in rows] == ["action_type", "pause"]
     assert len(list((blocked / "warnings").glob("*_dirty_git_*.json"))) == 1
     assert capsys.readouterr().err.count("--- Logging error ---") == 2  # one per writer
+
+
+def test_replace_atomically_leaves_no_temp_file_behind(tmp_path: Path) -> None:
+    from audit_logging.writers._base import replace_atomically
+
+    target = tmp_path / "state.json"
+    replace_atomically(str(target), b"one", 0o600)
+    replace_atomically(str(target), b"two", 0o600)
+    assert target.read_bytes() == b"two" and oct(target.stat().st_mode & 0o777) == "0o600"
+    (tmp_path / "taken").mkdir()  # a rename onto a folder fails
+    with pytest.raises(OSError):
+        replace_atomically(str(tmp_path / "taken"), b"x", 0o600)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "taken"]

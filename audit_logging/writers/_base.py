@@ -37,7 +37,9 @@ __all__ = [
     "FileAuditWriter",
     "UnwrittenRecords",
     "append_whole",
+    "fsync_directory",
     "open_append",
+    "replace_atomically",
     "write_all",
 ]
 
@@ -88,6 +90,45 @@ def append_whole(fd: int, data: bytes, size: int) -> None:
         except OSError:
             pass
         raise
+
+
+def fsync_directory(directory: str) -> None:
+    """Make a rename in ``directory`` durable; a filesystem that refuses is let be."""
+    try:
+        fd = os.open(directory or ".", os.O_RDONLY | _O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a directory; the data itself is synced
+    finally:
+        os.close(fd)
+
+
+def replace_atomically(path: str, data: bytes, file_mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` through a temp file: readers see the old or the new file.
+
+    The temp file is created with ``O_EXCL`` beside ``path`` (never through a
+    symlink), synced, renamed over ``path``, and removed if anything fails.
+    """
+    directory, name = os.path.split(path)
+    temp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_NOFOLLOW, file_mode)
+    try:
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    fsync_directory(directory)
 
 
 class UnwrittenRecords(Exception):

@@ -90,7 +90,7 @@ import portalocker
 
 from audit_logging import schema
 from audit_logging._files import held_shared
-from audit_logging.writers._base import write_all
+from audit_logging.writers._base import replace_atomically, write_all
 from audit_logging.writers.json_array import lock_path_for, reading_lock
 
 __all__ = [
@@ -843,15 +843,7 @@ class GcsSyncHandler(logging.Handler):
     def _save_state(self, state: dict[str, Any]) -> None:
         doc = self._state_doc
         doc["buckets"][self.bucket_name] = state
-        tmp = f"{self.state_path}.{os.getpid()}.tmp"
-        data = json.dumps(doc, indent=1, sort_keys=True).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            write_all(fd, data)  # a short write would leave a torn state file
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.state_path)
+        replace_atomically(self.state_path, json.dumps(doc, indent=1, sort_keys=True).encode())
 
     # ------------------------------------------------------------------ reports
 

@@ -140,7 +140,7 @@ from audit_logging._files import shared_lock
 from audit_logging.chain import GENESIS
 from audit_logging.redact import DEFAULT_REDACTOR, Redactor
 from audit_logging.schema import ACTION_KEY, dumps, format_timestamp, to_jsonable
-from audit_logging.writers._base import FileAuditWriter, ensure_directory
+from audit_logging.writers._base import FileAuditWriter, ensure_directory, fsync_directory
 
 __all__ = [
     "CorruptAuditFileError",
@@ -743,25 +743,12 @@ class JsonArrayHandler(FileAuditWriter):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        self._fsync_directory(directory)
+        fsync_directory(directory)
         if self._fd >= 0:
             os.close(self._fd)
         self._fd = new
         self._ino = os.fstat(new).st_ino
         return 1 + reserve
-
-    @staticmethod
-    def _fsync_directory(directory: str) -> None:
-        try:
-            dfd = os.open(directory, os.O_RDONLY | _O_CLOEXEC)
-        except OSError:
-            return
-        try:
-            os.fsync(dfd)
-        except OSError:
-            pass
-        finally:
-            os.close(dfd)
 
     # ------------------------------------------------------------------ opening / state
 

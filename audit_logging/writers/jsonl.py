@@ -45,7 +45,12 @@ from audit_logging.schema import (
     truncate_fields,
     utc_now,
 )
-from audit_logging.writers._base import AuditWriter, append_whole, open_append, write_all
+from audit_logging.writers._base import (
+    AuditWriter,
+    append_whole,
+    open_append,
+    replace_atomically,
+)
 
 __all__ = ["JsonlHandler"]
 
@@ -315,18 +320,7 @@ class JsonlHandler(AuditWriter):
         }
         if self._hasher.key is not None:
             document["mac"] = self._hasher.sign(document)
-        target = digest_path(journal.path)
-        temp = f"{target}.{os.getpid()}.tmp"
-        fd = os.open(
-            temp,
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
-            self.file_mode,
-        )
-        try:
-            write_all(fd, dumps(document) + b"\n")
-        finally:
-            os.close(fd)
-        os.replace(temp, target)
+        replace_atomically(str(digest_path(journal.path)), dumps(document) + b"\n", self.file_mode)
         journal.digest_at = time.monotonic()
         journal.dirty = False
 

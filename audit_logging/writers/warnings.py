@@ -77,7 +77,7 @@ from audit_logging.schema import (
     format_timestamp,
     record_message,
 )
-from audit_logging.writers._base import AuditWriter, UnwrittenRecords, write_all
+from audit_logging.writers._base import AuditWriter, UnwrittenRecords, fsync_directory, write_all
 
 __all__ = ["COMMIT_TTL", "WarningFileHandler", "current_commit", "warning_filename"]
 
@@ -99,7 +99,6 @@ NAME_RE: Final = re.compile(
 )
 _O_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
-_O_DIRECTORY: Final = getattr(os, "O_DIRECTORY", 0)
 
 
 # --------------------------------------------------------------------------- git commit
@@ -371,7 +370,7 @@ class WarningFileHandler(AuditWriter):
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
-        self._fsync_directory()
+        fsync_directory(self.directory)
         assert self._index is not None
         self._index.add(wtype, name, len(data), mtime_ns)
         return name
@@ -405,18 +404,6 @@ class WarningFileHandler(AuditWriter):
             self._index = None  # removed under us: whatever we knew is gone
         if self._index is None:
             self._rescan()
-
-    def _fsync_directory(self) -> None:
-        try:
-            fd = os.open(self.directory, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass  # some filesystems refuse fsync on a directory; the data itself is synced
-        finally:
-            os.close(fd)
 
     # ------------------------------------------------------------------ retention
 
