@@ -40,30 +40,29 @@ _FACTORIES: dict[str, _Factory] = {
 }
 
 #: The output names ``configure`` and ``AUDIT_LOG_FORMAT`` accept (besides ``none``).
-FORMATS: tuple[str, ...] = ("jsonl", "json", "csv", "warnings")
+FORMATS: tuple[str, ...] = tuple(_FACTORIES)
 DEFAULT_FORMATS: tuple[str, ...] = ("jsonl", "json", "warnings")
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _CONFIGURED_MARK = "_audit_logging_configure"
 
 
-def parse_formats(value: str | Iterable[str] | None, valid: Iterable[str] = FORMATS) -> list[str]:
+def parse_formats(value: str | Iterable[str] | None) -> list[str]:
     """Normalise a format selection (``"json,CSV"``, ``["jsonl"]``, ``"none"``) to a list.
 
     Case-insensitive; duplicates removed; ``none`` gives ``[]``. An unknown
     name raises ``ValueError`` naming the valid ones.
     """
-    valid = tuple(valid)
     if value is None:
         return []
     items = value.split(",") if isinstance(value, str) else list(value)
     names = [str(item).strip().lower() for item in items if str(item).strip()]
     if "none" in names:
         return []
-    unknown = [n for n in names if n not in valid]
+    unknown = [n for n in names if n not in FORMATS]
     if unknown:
         raise ValueError(
             f"unknown audit log format(s) {', '.join(map(repr, unknown))}; "
-            f"valid: {', '.join(valid)}, none"
+            f"valid: {', '.join(FORMATS)}, none"
         )
     return list(dict.fromkeys(names))
 

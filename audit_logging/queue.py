@@ -44,9 +44,6 @@ QueueFullPolicy = Literal["block", "drop"]
 
 _IMMUTABLE: Final = frozenset({str, int, float, bool, type(None), bytes, complex})
 
-#: ``extra`` keys whose values are copied at call time (any audit key may hold a container).
-_SNAPSHOT_KEYS: Final = AUDIT_EXTRA_KEYS
-
 
 def snapshot(value: Any, _memo: dict[int, Any] | None = None) -> Any:
     """A copy of ``value`` that later mutation of the original cannot change.
@@ -270,7 +267,7 @@ class AuditQueueHandler(logging.Handler):
         ``exc_info`` stays structured for the writers.
         """
         d = record.__dict__
-        for key in _SNAPSHOT_KEYS:
+        for key in AUDIT_EXTRA_KEYS:  # any audit field may hold a container
             value = d.get(key)
             if value is not None and type(value) not in _IMMUTABLE:
                 d[key] = snapshot(value)
@@ -477,7 +474,7 @@ class AuditQueueHandler(logging.Handler):
         super().close()
 
     def __repr__(self) -> str:
-        names = ", ".join(t.name or type(t).__name__ for t in self._targets if t is not None)
+        names = ", ".join(t.name or type(t).__name__ for t in self._targets)
         return f"<{type(self).__name__} [{names}] ({logging.getLevelName(self.level)})>"
 
 

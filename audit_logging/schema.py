@@ -429,32 +429,8 @@ def _numpy_to_python(value: object) -> object:
         return _NOT_NUMPY
 
 
-def _default(obj: Any) -> Any:
-    """Fallback for types the JSON encoder does not know; the result may need another pass."""
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        return _readable_bytes(obj)
-    if isinstance(obj, (set, frozenset)):
-        try:
-            return sorted(obj)
-        except TypeError:
-            return list(obj)
-    if isinstance(obj, (_dt.datetime, _dt.date, _dt.time)):
-        return _iso(obj)
-    converted = _numpy_to_python(obj)
-    if converted is not _NOT_NUMPY:
-        return converted
-    if isinstance(obj, _dt.timedelta):
-        return obj.total_seconds()
-    if isinstance(obj, decimal.Decimal):
-        return str(obj)  # exact digits, not a rounded float
-    if isinstance(obj, BaseException):
-        return f"{type(obj).__name__}: {_safe_str(obj)}"
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    return _safe_repr(obj)
-
-
-def _escape_line_separators(data: bytes) -> bytes:
+def escape_line_separators(data: bytes) -> bytes:
+    """Escape U+2028 and U+2029 in encoded JSON (see :func:`dumps`)."""
     # U+2028/U+2029 are valid inside JSON strings, but some line-oriented tools
     # split on them; escaped, every record stays on one line for everyone.
     if b"\xe2\x80" in data:
@@ -470,14 +446,14 @@ if importlib.util.find_spec("orjson") is not None:
 
     def _dumps_fast(obj: Any) -> bytes:
         # orjson already writes NaN/Infinity as null and numpy natively.
-        return orjson.dumps(obj, default=_default, option=_ORJSON_OPTIONS)
+        return orjson.dumps(obj, default=to_jsonable, option=_ORJSON_OPTIONS)
 
     JSON_BACKEND: str = "orjson"
 else:  # pragma: no cover - exercised by the CI job without the `fast` extra
 
     def _dumps_fast(obj: Any) -> bytes:
         return json.dumps(
-            obj, default=_default, allow_nan=False, ensure_ascii=False, separators=(",", ":")
+            obj, default=to_jsonable, allow_nan=False, ensure_ascii=False, separators=(",", ":")
         ).encode("utf-8")
 
     JSON_BACKEND = "json"
@@ -491,11 +467,6 @@ def dumps_unescaped(obj: Any) -> bytes:
         return _dumps_fast(to_jsonable(obj))
 
 
-def escape_line_separators(data: bytes) -> bytes:
-    """Escape U+2028 and U+2029 in encoded JSON (see :func:`dumps`)."""
-    return _escape_line_separators(data)
-
-
 def dumps(obj: Any) -> bytes:
     """Compact strict JSON of ``obj`` as UTF-8 bytes; never raises.
 
@@ -504,7 +475,7 @@ def dumps(obj: Any) -> bytes:
     non-string keys of odd types) send the whole value through
     :func:`to_jsonable` first.
     """
-    return _escape_line_separators(dumps_unescaped(obj))
+    return escape_line_separators(dumps_unescaped(obj))
 
 
 # --------------------------------------------------------------------------- records
