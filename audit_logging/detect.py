@@ -640,6 +640,7 @@ class IssueDetector:
         self._train_given = train_loss
         self._resolved = False
         self._next_step: Any = 0
+        #: The step of the last :meth:`update`.
         self.step: Any = None
         self._plateau = _Plateau(monitor, mode, patience, min_delta)
         self._overfitting = _Overfitting(
@@ -655,7 +656,6 @@ class IssueDetector:
         self._instability = _Instability(
             train_loss, window, min_sign_change_fraction, min_swing, clear_after
         )
-        self._val_loss = val_loss
         all_rules: list[_Rule] = [
             self._divergence,
             self._overfitting,
@@ -690,7 +690,7 @@ class IssueDetector:
             train = next((n for n in ("train_loss", "loss") if n in metrics), None)
         monitor = self._monitor_given
         if monitor is None:
-            monitor = self._val_loss if self._val_loss in metrics else train
+            monitor = self._val_name if self._val_name in metrics else train
         if monitor is None:
             return
         self._resolved = True
