@@ -636,21 +636,9 @@ class GcsSyncHandler(logging.Handler):
         size: int,
         deadline: float | None,
     ) -> None:
-        name = self._object_name(rel, entry)
         generation = int(entry.get("generation") or 0) if entry else 0
-        token = uuid.uuid4().hex
         new = dict(entry or {})
-        new["object"] = name
-        new["pending"] = {
-            "token": token,
-            "size": size,
-            "inode": st.st_ino,
-            "mtime_ns": st.st_mtime_ns,
-            "fingerprint": _fingerprint(fd, size),
-            "op": "whole",
-        }
-        state["files"][rel] = new
-        self._save_state(state)
+        name, token = self._mark_pending(state, rel, new, fd, st, size, op="whole")
         blob = bucket.blob(name)
         blob.metadata = {TOKEN_KEY: token}
         try:
@@ -661,6 +649,39 @@ class GcsSyncHandler(logging.Handler):
                 return
             raise
         self._commit(state, rel, new, blob.generation)
+
+    def _mark_pending(
+        self,
+        state: dict[str, Any],
+        rel: str,
+        entry: dict[str, Any],
+        fd: int,
+        st: os.stat_result,
+        size: int,
+        op: str,
+        token: str | None = None,
+        **extra: Any,
+    ) -> tuple[str, str]:
+        """Record in the state file, before sending, the write about to be made.
+
+        A write whose answer is lost (a timeout, a crash) is then recognised as
+        ours by its token on the next attempt. Returns ``(object name, token)``.
+        """
+        name = self._object_name(rel, entry)
+        token = token or uuid.uuid4().hex
+        entry["object"] = name
+        entry["pending"] = {
+            "token": token,
+            "size": size,
+            "inode": st.st_ino,
+            "mtime_ns": st.st_mtime_ns,
+            "fingerprint": _fingerprint(fd, size),
+            "op": op,
+            **extra,
+        }
+        state["files"][rel] = entry
+        self._save_state(state)
+        return name, token
 
     def _append(
         self,
@@ -673,21 +694,11 @@ class GcsSyncHandler(logging.Handler):
         size: int,
         deadline: float | None,
     ) -> None:
-        name = self._object_name(rel, entry)
         generation = int(entry["generation"])
         token = uuid.uuid4().hex
+        name = self._object_name(rel, entry)
         tmp = bucket.blob(f"{name}{TMP_MARK}{token}")
-        entry["object"] = name
-        entry["pending"] = {
-            "token": token,
-            "size": size,
-            "inode": st.st_ino,
-            "mtime_ns": st.st_mtime_ns,
-            "fingerprint": _fingerprint(fd, size),
-            "op": "append",
-            "tmp": tmp.name,
-        }
-        self._save_state(state)
+        self._mark_pending(state, rel, entry, fd, st, size, op="append", token=token, tmp=tmp.name)
         self._upload(tmp, fd, entry["size"], size - entry["size"], rel, 0, deadline)
         dest = bucket.blob(name)
         dest.metadata = {TOKEN_KEY: token}
@@ -709,14 +720,13 @@ class GcsSyncHandler(logging.Handler):
                 self._save_state(state)
                 return
             raise
+        self._remember_garbage(state, tmp.name)
         # GCS enforces the preconditions above; some emulators do not, so check the result.
         if dest.size is not None and int(dest.size) != size:
-            self._remember_garbage(state, tmp.name)
             raise _Conflict(
                 f"gs://{self.bucket_name}/{name} has {dest.size} bytes after appending, "
                 f"{size} expected: it was changed by someone else"
             )
-        self._remember_garbage(state, tmp.name)
         self._commit(state, rel, entry, dest.generation)
         self._collect_garbage(bucket, state, deadline)
 
