@@ -207,16 +207,14 @@ class VerifyReport:
         return self._listings[directory]
 
 
-def _hashes_of(path: Path) -> tuple[set[str], str | None]:
-    """Every line hash of a journal, and its last one (to check a successor's genesis)."""
+def _hashes_of(path: Path) -> set[str]:
+    """Every line hash of a journal (any of them may be a successor's anchor)."""
     hashes: set[str] = set()
-    last = None
     for _, raw in iter_lines(path):
         parts = split_hash(raw.rstrip(b"\n"))
         if parts is not None:
             hashes.add(parts[1])
-            last = parts[1]
-    return hashes, last
+    return hashes
 
 
 _WINDOW = 4096  # recent (seq -> hash) pairs kept to place reordered lines
@@ -317,7 +315,7 @@ def _check_genesis(
     if hasher(GENESIS, hashed) == stored:
         return
     if before is not None:
-        hashes, _ = _hashes_of(before)
+        hashes = _hashes_of(before)
         # A late record of an earlier day can follow the moment this file
         # chained to it, so any line of the predecessor is a valid anchor.
         if any(hasher(h, hashed) == stored for h in hashes):
