@@ -34,7 +34,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -226,6 +226,14 @@ def _matching(
                 return
 
 
+def _write_json_array(out: TextIO, entries: Iterable[reader.Entry]) -> None:
+    """``entries`` as one JSON array, an entry per line, streamed (never held whole)."""
+    out.write("[")
+    for n, entry in enumerate(entries):
+        out.write(("," if n else "") + "\n  " + json.dumps(entry.data, ensure_ascii=False))
+    out.write("\n]\n")
+
+
 def _cmd_query(args: argparse.Namespace) -> int:
     entries = _matching(_sources(args.paths), _query_from(args), args.limit)
     out = sys.stdout
@@ -233,10 +241,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
         for entry in entries:
             print(json.dumps(entry.data, ensure_ascii=False), file=out)
     elif args.format == "json":
-        out.write("[")
-        for n, entry in enumerate(entries):
-            out.write(("," if n else "") + "\n  " + json.dumps(entry.data, ensure_ascii=False))
-        out.write("\n]\n")
+        _write_json_array(out, entries)
     elif args.format == "csv":
         writer = csv.writer(out)
         header: tuple[str, ...] | None = None
@@ -374,10 +379,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             for entry in entries:
                 writer.writerow([_cell(entry.data.get(f)) for f in fields])
         else:
-            out.write("[")
-            for n, entry in enumerate(entries):
-                out.write(("," if n else "") + "\n  " + json.dumps(entry.data, ensure_ascii=False))
-            out.write("\n]\n")
+            _write_json_array(out, entries)
     return 0
 
 
