@@ -39,6 +39,7 @@ __all__ = [
     "append_whole",
     "fsync_directory",
     "open_append",
+    "open_created",
     "replace_atomically",
     "write_all",
 ]
@@ -55,7 +56,12 @@ def ensure_directory(directory: str, mode: int = 0o700) -> None:
 def open_append(path: str, file_mode: int = 0o600, dir_mode: int = 0o700) -> int:
     """Open ``path`` for appending (creating it and its directory), never through a symlink."""
     # Read access too: a writer reads its own tail (the last seq) under its lock.
-    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | _O_CLOEXEC | _O_NOFOLLOW
+    return open_created(path, os.O_RDWR | os.O_APPEND, file_mode, dir_mode)
+
+
+def open_created(path: str, flags: int, file_mode: int = 0o600, dir_mode: int = 0o700) -> int:
+    """``os.open(path, flags | O_CREAT)``, creating the directory too, never through a symlink."""
+    flags |= os.O_CREAT | _O_CLOEXEC | _O_NOFOLLOW
     try:
         return os.open(path, flags, file_mode)
     except FileNotFoundError:

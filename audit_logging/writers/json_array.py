@@ -140,7 +140,12 @@ from audit_logging._files import shared_lock
 from audit_logging.chain import GENESIS
 from audit_logging.redact import DEFAULT_REDACTOR, Redactor
 from audit_logging.schema import ACTION_KEY, dumps, format_timestamp, to_jsonable
-from audit_logging.writers._base import FileAuditWriter, ensure_directory, fsync_directory
+from audit_logging.writers._base import (
+    FileAuditWriter,
+    ensure_directory,
+    fsync_directory,
+    open_created,
+)
 
 __all__ = [
     "CorruptAuditFileError",
@@ -526,12 +531,8 @@ class JsonArrayHandler(FileAuditWriter):
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         if self._lock_fd < 0:
-            flags = os.O_RDWR | os.O_CREAT | _O_CLOEXEC | _O_NOFOLLOW
-            try:
-                self._lock_fd = os.open(self.lock_path, flags, self.file_mode)
-            except FileNotFoundError:
-                ensure_directory(os.path.dirname(self.lock_path) or ".", self.dir_mode)
-                self._lock_fd = os.open(self.lock_path, flags, self.file_mode)
+            # Not O_APPEND: the state is written at offset 0 (pwrite ignores it under O_APPEND).
+            self._lock_fd = open_created(self.lock_path, os.O_RDWR, self.file_mode, self.dir_mode)
         fd = self._lock_fd
         portalocker.lock(fd, portalocker.LockFlags.EXCLUSIVE)
         try:
