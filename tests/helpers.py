@@ -6,8 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 AUDIT_ENV = (
     "AUDIT_LOG_DIR",
@@ -17,6 +18,7 @@ AUDIT_ENV = (
     "AUDIT_LOG_HMAC_KEY",
 )
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -46,3 +48,34 @@ def run_python(code: str, cwd: Path, timeout: float = 60, **env: str) -> Any:
         text=True,
         timeout=timeout,
     )
+
+
+def read_while_a_writer_is_mid_batch(
+    locked: Path, torn: Callable[[], object], finish: Callable[[], object], read: Callable[[], T]
+) -> T:
+    """Run ``read`` while playing a writer in the middle of a batch; return what it returned.
+
+    Holds the writers' lock on ``locked`` exclusively, calls ``torn()`` (the
+    files as a half-written batch leaves them) and starts ``read`` in a
+    thread. A reader that did not wait for the lock would have finished, with
+    the torn state, within the second this waits; it must still be waiting.
+    Then ``finish()`` completes the batch and the lock is released.
+    """
+    import threading
+
+    import portalocker
+
+    results: list[T] = []
+    with open(locked, "rb") as fh:
+        portalocker.lock(fh, portalocker.LockFlags.EXCLUSIVE)
+        try:
+            torn()
+            reading = threading.Thread(target=lambda: results.append(read()))
+            reading.start()
+            reading.join(1.0)
+            assert reading.is_alive(), "the reader did not wait for the writers' lock"
+            finish()
+        finally:
+            portalocker.unlock(fh)
+    reading.join()
+    return results[0]

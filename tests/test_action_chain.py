@@ -8,18 +8,18 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import portalocker
 import pytest
 
 from audit_logging.chain import Hasher, verify_paths
 from audit_logging.cli import main
 from audit_logging.writers.csv import CHAINED_HEADER, HEADER, CsvHandler
 from audit_logging.writers.json_array import JsonArrayHandler
+
+from helpers import read_while_a_writer_is_mid_batch
 
 GENESIS = b"0" * 64
 
@@ -324,20 +324,11 @@ def test_verify_waits_for_a_csv_batch_being_appended(tmp_path: Path) -> None:
     handler.handle_batch([record(i) for i in range(3)])
     handler.close()
     whole = path.read_bytes()
-    # Play a writer in the middle of its next batch: the file's lock held, the
-    # last row not all there yet.
-    path.write_bytes(whole[: len(whole) - 30])
-    with open(path, "rb") as fh:
-        portalocker.lock(fh, portalocker.LockFlags.EXCLUSIVE)
-        try:
-            reports: list[Any] = []
-            verifying = threading.Thread(target=lambda: reports.append(verify_paths([tmp_path])))
-            verifying.start()
-            # A verify that did not wait for the lock would have reported a cut-off row by now.
-            verifying.join(1.0)
-            assert verifying.is_alive()
-            path.write_bytes(whole)  # the writer finishes its batch
-        finally:
-            portalocker.unlock(fh)
-    verifying.join()
-    assert reports[0].ok and reports[0].lines == 3, reports[0].problems
+    # The last row not all there yet.
+    report = read_while_a_writer_is_mid_batch(
+        path,
+        torn=lambda: path.write_bytes(whole[: len(whole) - 30]),
+        finish=lambda: path.write_bytes(whole),
+        read=lambda: verify_paths([tmp_path]),
+    )
+    assert report.ok and report.lines == 3, report.problems

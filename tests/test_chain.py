@@ -7,17 +7,14 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import threading
 from pathlib import Path
-from typing import Any
 
-import portalocker
 import pytest
 
 from audit_logging import JsonlHandler
 from audit_logging.chain import Hasher, split_hash, verify_paths
 
-from helpers import journal_files, read_jsonl
+from helpers import journal_files, read_jsonl, read_while_a_writer_is_mid_batch
 
 
 class Clock(logging.Filter):
@@ -231,20 +228,11 @@ def test_verify_waits_for_a_batch_being_appended(tmp_path: Path, logger: logging
     [journal] = journal_files(tmp_path)
     whole = journal.read_bytes()
     lines = whole.splitlines(keepends=True)
-    # Play the writer in the middle of its next batch: the journal's lock held,
-    # its last line (and the digest that would follow it) not all there yet.
-    journal.write_bytes(b"".join(lines[:2]) + lines[2][:40])
-    with open(journal, "rb") as fh:
-        portalocker.lock(fh, portalocker.LockFlags.EXCLUSIVE)
-        try:
-            reports: list[Any] = []
-            verifying = threading.Thread(target=lambda: reports.append(verify_paths([tmp_path])))
-            verifying.start()
-            # A verify that did not wait for the lock would have reported a cut-off line by now.
-            verifying.join(1.0)
-            assert verifying.is_alive()
-            journal.write_bytes(whole)  # the writer finishes its batch
-        finally:
-            portalocker.unlock(fh)
-    verifying.join()
-    assert reports[0].ok and reports[0].lines == 3, reports[0].problems
+    # The journal's last line (and the digest that would follow it) not all there yet.
+    report = read_while_a_writer_is_mid_batch(
+        journal,
+        torn=lambda: journal.write_bytes(b"".join(lines[:2]) + lines[2][:40]),
+        finish=lambda: journal.write_bytes(whole),
+        read=lambda: verify_paths([tmp_path]),
+    )
+    assert report.ok and report.lines == 3, report.problems

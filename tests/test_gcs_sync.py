@@ -9,13 +9,11 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import portalocker
 import pytest
 
 from audit_logging.writers.csv import CsvHandler
@@ -29,7 +27,7 @@ from audit_logging.writers.json_array import JsonArrayHandler
 
 import gcs_server as gcs_fixtures
 from gcs_server import GcsServer
-from helpers import REPO, read_jsonl
+from helpers import REPO, read_jsonl, read_while_a_writer_is_mid_batch
 
 # Fixtures of gcs_server.py, bound here (not imported by name: parameters would shadow imports).
 gcs_server = gcs_fixtures.gcs_server
@@ -162,24 +160,18 @@ def test_array_is_copied_under_its_writers_lock(
         logger.info("x", extra={"action_type": "train", "details": {"i": i}})
     whole = array.read_bytes()
     h = make(gcs_server, gcs_bucket, tmp_path)
-    # Play a writer in the middle of a batch: its lock held, a page half copied.
-    lock_fd = os.open(writer.lock_path, os.O_RDWR)
-    portalocker.lock(lock_fd, portalocker.LockFlags.EXCLUSIVE)
-    try:
+
+    def overwrite(offset: int, data: bytes) -> None:
         with open(array, "r+b") as fh:
-            fh.seek(len(whole) // 2)
-            fh.write(b"\x00" * 64)
-        syncing = threading.Thread(target=h.sync_now)
-        syncing.start()
-        # A mirror that did not wait for the lock would have sent the torn bytes by now.
-        syncing.join(1.0)
-        assert syncing.is_alive()
-        with open(array, "r+b") as fh:
-            fh.write(whole)  # the writer finishes its batch
-    finally:
-        portalocker.unlock(lock_fd)
-        os.close(lock_fd)
-    syncing.join()
+            fh.seek(offset)
+            fh.write(data)
+
+    read_while_a_writer_is_mid_batch(
+        Path(writer.lock_path),
+        torn=lambda: overwrite(len(whole) // 2, b"\x00" * 64),  # a page half copied
+        finish=lambda: overwrite(0, whole),
+        read=h.sync_now,
+    )
     h.close()
     remote = remote_files(gcs_server, gcs_bucket)["audit_log.json"]
     assert remote == array.read_bytes()
@@ -194,26 +186,20 @@ def test_between_syncs_only_whole_csv_rows_are_sent(
     logger.info("x", extra={"action_type": "train", "details": {"i": 0}})
     h = make(gcs_server, gcs_bucket, tmp_path)
     assert h._sync(final=False, deadline=None)  # everything sent
-    # Play the writer in the middle of its next batch: the file's lock held, a
-    # row whose quoted error cell holds a line break written up to that break.
+    # A row whose quoted error cell holds a line break, written up to that break.
     row = b'2026-05-27T00:00:01.000000Z,train,failed,{},"disk full\r\nretrying"\r\n'
     cut = row.index(b"\n") + 1
-    with open(sheet, "r+b") as fh:
-        portalocker.lock(fh, portalocker.LockFlags.EXCLUSIVE)
-        try:
-            fh.seek(0, os.SEEK_END)
-            fh.write(row[:cut])
-            fh.flush()
-            syncing = threading.Thread(target=h._sync, kwargs={"final": False, "deadline": None})
-            syncing.start()
-            # A periodic sync that did not wait for the lock would have sent half the row by now.
-            syncing.join(1.0)
-            assert syncing.is_alive()
-            fh.write(row[cut:])  # the writer finishes its batch
-            fh.flush()
-        finally:
-            portalocker.unlock(fh)
-    syncing.join()
+
+    def append(data: bytes) -> None:
+        with open(sheet, "ab") as fh:
+            fh.write(data)
+
+    read_while_a_writer_is_mid_batch(
+        sheet,
+        torn=lambda: append(row[:cut]),
+        finish=lambda: append(row[cut:]),
+        read=lambda: h._sync(final=False, deadline=None),
+    )
     assert remote_files(gcs_server, gcs_bucket)["audit_log.csv"] == sheet.read_bytes()
     h.close()
 

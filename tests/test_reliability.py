@@ -68,25 +68,36 @@ def test_full_disk_loses_nothing_once_space_returns(
     assert verify_paths([small_disk / "logs"]).ok
 
 
+class FullDisk:
+    """The file layer's ``write_all`` failing with ENOSPC while :attr:`full`, each write cut short."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import audit_logging.writers._base as file_layer
+
+        self.full = True
+        self._real = file_layer.write_all
+        monkeypatch.setattr(file_layer, "write_all", self.write_all)
+
+    def write_all(self, fd: int, data: bytes) -> None:
+        if self.full:
+            os.write(fd, data[: len(data) // 2])  # a write cut short, as on a full disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self._real(fd, data)
+
+
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> FullDisk:
+    """The failure injected at the file layer (no tmpfs needed)."""
+    return FullDisk(monkeypatch)
+
+
 def test_failed_writes_are_retried(
     tmp_path: Path,
     logger: logging.Logger,
-    monkeypatch: pytest.MonkeyPatch,
+    full_disk: FullDisk,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The same contract with the failure injected at the file layer (no tmpfs needed)."""
-    import audit_logging.writers._base as file_layer
-
-    real_write_all = file_layer.write_all
-    full = True
-
-    def write_all(fd: int, data: bytes) -> None:
-        if full:
-            os.write(fd, data[: len(data) // 2])  # a write cut short, as on a full disk
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_write_all(fd, data)
-
-    monkeypatch.setattr(file_layer, "write_all", write_all)
     writer = JsonlHandler(directory=tmp_path)
     logger.addHandler(writer)
     for i in range(5):
@@ -95,7 +106,7 @@ def test_failed_writes_are_retried(
     assert capsys.readouterr().err.count("--- Logging error ---") == 1
     [path] = journal_files(tmp_path)
     assert path.read_bytes() == b""  # the half-written batch was taken back
-    full = False
+    full_disk.full = False
     writer.flush()
     assert [line["message"] for line in read_jsonl(path)] == [f"r{i}" for i in range(5)]
 
@@ -103,27 +114,16 @@ def test_failed_writes_are_retried(
 def test_failed_records_beyond_retry_limit_are_counted_lost_and_the_newest_kept(
     tmp_path: Path,
     logger: logging.Logger,
-    monkeypatch: pytest.MonkeyPatch,
+    full_disk: FullDisk,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import audit_logging.writers._base as file_layer
-
-    real_write_all = file_layer.write_all
-    full = True
-
-    def write_all(fd: int, data: bytes) -> None:
-        if full:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_write_all(fd, data)
-
-    monkeypatch.setattr(file_layer, "write_all", write_all)
     writer = JsonlHandler(directory=tmp_path)
     writer.retry_limit = 3
     logger.addHandler(writer)
     for i in range(8):
         logger.info("r%d", i, extra={"event": "TRAINING_PROGRESS"})
     assert writer.records_failed == 8 and writer.records_lost == 5
-    full = False
+    full_disk.full = False
     writer.flush()
     [path] = journal_files(tmp_path)
     assert [line["message"] for line in read_jsonl(path)] == ["r5", "r6", "r7"]
