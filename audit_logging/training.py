@@ -385,81 +385,75 @@ class TrainingRun:
         tb: types.TracebackType | None,
     ) -> None:
         try:
-            self._finish(exc_type, exc, tb)
+            self._finish(exc)
         except Exception:  # never replace the training's own outcome
             logging.getLogger(_LOGGER_NAME).debug("TrainingRun exit logging failed", exc_info=True)
 
-    def _finish(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
+    def _finish(self, exc: BaseException | None) -> None:
         if self._ended and exc is None:
             return
         self._ended = True
-        duration = self.duration
-        where = f"at step {self.last_step} after {self.calls} progress calls and {fmt(duration)} s"
+        where = (
+            f"at step {self.last_step} after {self.calls} progress calls and {fmt(self.duration)} s"
+        )
+        model = self.model or "the model"
+        # The journal line (level, message, event, decision, reasoning) and the warning, if any.
+        warning: tuple[int, str, str, str] | None = None
         if exc is None:
-            reasoning = f"Finished normally {where}."
             first = self.stopped_by
+            reasoning = f"Finished normally {where}."
             if first is not None:
                 reasoning += (
                     f" Stopped early on the {first.kind} detected at step {first.step}: "
                     f"{first.reasoning}"
                 )
-            self._log(
+            line = (
                 logging.INFO,
                 "Training completed",
                 schema.Event.TRAINING_COMPLETED.value,
-                decision="Early stopping triggered" if first is not None else None,
-                reasoning=reasoning,
-                metrics=self._run_facts(),
+                "Early stopping triggered" if first is not None else None,
+                reasoning,
             )
-            return
-        if isinstance(exc, KeyboardInterrupt):
-            self._log(
+        elif isinstance(exc, KeyboardInterrupt):
+            line = (
                 logging.WARNING,
                 "Training interrupted",
                 schema.Event.TRAINING_STOPPED.value,
-                decision="Training stopped",
-                reasoning=f"Interrupted by the user (KeyboardInterrupt) {where}.",
-                metrics=self._run_facts(),
+                "Training stopped",
+                f"Interrupted by the user (KeyboardInterrupt) {where}.",
             )
-            self._warn(
+            warning = (
                 logging.WARNING,
                 schema.WarningType.TRAINING_INTERRUPTED.value,
-                f"Training of {self.model or 'the model'} was interrupted {where}",
+                f"Training of {model} was interrupted {where}",
                 _INTERRUPTED_RECOMMENDATION,
-                exc,
             )
-            return
-        if not isinstance(exc, Exception):  # SystemExit, GeneratorExit: a stop, not a failure
-            self._log(
+        elif not isinstance(exc, Exception):  # SystemExit, GeneratorExit: a stop, not a failure
+            line = (
                 logging.WARNING,
                 "Training stopped",
                 schema.Event.TRAINING_STOPPED.value,
-                decision="Training stopped",
-                reasoning=f"{_describe_error(exc)} {where}.",
-                metrics=self._run_facts(),
+                "Training stopped",
+                f"{_describe_error(exc)} {where}.",
             )
-            return
-        self._log(
-            logging.ERROR,
-            "Training failed",
-            schema.Event.TRAINING_FAILED.value,
-            decision="Training aborted",
-            reasoning=f"{_describe_error(exc)} raised {where}.",
-            metrics=self._run_facts(),
-            exc_info=(exc_type, exc, tb),
-        )
-        self._warn(
-            logging.ERROR,
-            schema.WarningType.TRAINING_FAILED.value,
-            f"Training of {self.model or 'the model'} failed: {_describe_error(exc)}",
-            _FAILED_RECOMMENDATION,
-            exc,
-        )
+        else:
+            line = (
+                logging.ERROR,
+                "Training failed",
+                schema.Event.TRAINING_FAILED.value,
+                "Training aborted",
+                f"{_describe_error(exc)} raised {where}.",
+            )
+            warning = (
+                logging.ERROR,
+                schema.WarningType.TRAINING_FAILED.value,
+                f"Training of {model} failed: {_describe_error(exc)}",
+                _FAILED_RECOMMENDATION,
+            )
+        failed = line[2] == schema.Event.TRAINING_FAILED.value
+        self._log(*line, metrics=self._run_facts(), exc_info=exc if failed else None)
+        if warning is not None and exc is not None:
+            self._warn(*warning, exc)
 
     # ------------------------------------------------------------------ events
 
