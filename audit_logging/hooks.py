@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from audit_logging.redact import REDACTED, is_secret_key
+from audit_logging.schema import safe_str
 
 __all__ = [
     "MISSING",
@@ -67,13 +68,6 @@ def _logger(logger: logging.Logger | None) -> logging.Logger:
 
 def _short(text: str) -> str:
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
-
-
-def _safe_str(exc: BaseException) -> str:
-    try:
-        return str(exc)
-    except Exception:
-        return f"<unprintable {type(exc).__name__}>"
 
 
 def _type_name(exc_type: type[BaseException]) -> str:
@@ -119,7 +113,7 @@ def log_exception(
             return
         log = _logger(logger)
         name = _type_name(exc_type)
-        text = _short(_safe_str(exc)) if exc is not None else ""
+        text = _short(safe_str(exc)) if exc is not None else ""
         details: dict[str, Any] = {"exception_type": name, "exception": text}
         if thread is not None:
             details["thread"] = thread
@@ -383,7 +377,7 @@ def report_checkpoint_corrupted(
             size = None
         if isinstance(error, BaseException):
             error_type: str | None = _type_name(type(error))
-            text = _short(_safe_str(error))
+            text = _short(safe_str(error))
         else:
             error_type, text = None, _short(str(error))
         _logger(logger).error(

@@ -54,6 +54,7 @@ __all__ = [
     "journal_record",
     "known_events",
     "register_event",
+    "safe_str",
     "session_id",
     "to_jsonable",
 ]
@@ -399,13 +400,14 @@ def to_jsonable(value: Any, _path: frozenset[int] = frozenset(), _depth: int = 0
     if converted is not _NOT_NUMPY:
         return to_jsonable(converted, inner, _depth + 1)
     if isinstance(value, BaseException):
-        return _clean_str(f"{type(value).__name__}: {_safe_str(value)}")
+        return _clean_str(f"{type(value).__name__}: {safe_str(value)}")
     if isinstance(value, os.PathLike):
         return _clean_str(os.fspath(value))
     return _clean_str(_safe_repr(value))
 
 
-def _safe_str(obj: object) -> str:
+def safe_str(obj: object) -> str:
+    """``str(obj)``, or its ``repr`` (or a placeholder) when ``__str__`` raises."""
     try:
         return str(obj)
     except Exception:
@@ -486,7 +488,7 @@ def record_message(record: logging.LogRecord) -> str:
     try:
         return record.getMessage()
     except Exception:
-        return f"{_safe_str(record.msg)} {_safe_repr(record.args)}"
+        return f"{safe_str(record.msg)} {_safe_repr(record.args)}"
 
 
 def record_exception(record: logging.LogRecord) -> str | None:

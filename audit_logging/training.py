@@ -182,7 +182,7 @@ def scan_csv(path: str | os.PathLike[str], encoding: str = "utf-8-sig") -> Datas
 
 
 def _describe_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {schema.safe_str(exc)}"
 
 
 def _git_facts(path: str | os.PathLike[str], warn_logger: logging.Logger | None) -> dict[str, Any]:
