@@ -69,7 +69,9 @@ GROWTH = [
 PROCESSES = [("procs_1", "1 process"), ("procs_2", "2 processes"), ("procs_4", "4 processes")]
 TRAINING = [("overhead", "numpy loop, ~1 ms/step, TrainingRun.progress() per step")]
 VERIFY = [("verify", "audit-logging verify")]
-MEMORY = [("rss", "10M records (200k in --quick), AuditQueueHandler -> JSONL")]
+MEMORY = [
+    ("rss", "10M records (200k in --quick), AuditQueueHandler -> JSONL (chain, redaction off)")
+]
 
 FAMILIES: dict[str, list[tuple[str, str]]] = {
     "caller": CALLER,
