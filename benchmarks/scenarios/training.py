@@ -3,8 +3,8 @@
 The step is fixed numpy work (a matrix product sized to take about 1 ms here).
 Blocks of 10 steps of three arms alternate in one process, so that drifts of
 the machine hit all arms alike (with blocks of 100 steps, the default arm's
-median of five full runs went from -0.2% to 1.6%; with blocks of 10, it
-stays within a few tenths of a point): no logging; ``progress()`` every step with the
+median of five full runs went from -0.2% to 1.6%; with blocks of 10, from
+0.36% to 1.02% in four, the highest on a loaded machine): no logging; ``progress()`` every step with the
 defaults (the detector sees every step, a TRAINING_PROGRESS line is written
 every 100 steps); ``progress()`` with ``progress_every=1`` (a line every
 step). The overhead is the median step of an arm over the median plain step,
