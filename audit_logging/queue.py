@@ -336,6 +336,7 @@ class AuditQueueHandler(logging.Handler):
             if self._thread is not None:
                 return
             self._resolve_targets(final=True)
+            self._close_before_targets()
             thread = threading.Thread(
                 target=self._run, name=f"AuditQueueHandler-{self.name or id(self)}", daemon=True
             )
@@ -343,6 +344,23 @@ class AuditQueueHandler(logging.Handler):
             # atexit runs; the drain is done by our own exit hooks instead.
             thread.start()
             self._thread = thread
+
+    def _close_before_targets(self) -> None:
+        """Have ``logging.shutdown()`` close this handler before the targets it owns.
+
+        ``logging.shutdown()`` closes handlers newest first, and ``dictConfig``
+        builds them in name order, so ``"audit"`` is older than ``"journal"``
+        and ``"mirror"``: the mirror's final sync would run before the queue is
+        drained and the journal's last digest written, and this handler's own
+        close of it later would find it closed. Moving this handler's entry in
+        ``logging``'s handler list to the end makes it the newest.
+        """
+        with logging._lock:  # type: ignore[attr-defined]
+            refs = logging._handlerList  # type: ignore[attr-defined]
+            for i, ref in enumerate(refs):
+                if ref() is self:
+                    refs.append(refs.pop(i))
+                    break
 
     def _run(self) -> None:
         q = self._queue

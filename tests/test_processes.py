@@ -35,6 +35,44 @@ def test_exit_without_flush_drains_the_queue(tmp_path: Path) -> None:
     assert len(read_jsonl(journal_files(tmp_path / "logs")[0])) == 5000
 
 
+def test_logging_shutdown_closes_the_queue_before_the_targets_it_feeds(tmp_path: Path) -> None:
+    # dictConfig builds "audit" before "journal" and "zz_last"; logging.shutdown()
+    # closes the newest first. The last target must still see every record and
+    # the journal's final digest, as a GCS mirror listed last must.
+    code = textwrap.dedent(
+        """
+        import json, logging, logging.config, pathlib
+
+        class Last(logging.Handler):
+            def close(self):
+                if not getattr(self, "seen", None):
+                    digest = next(pathlib.Path("logs").glob("*.digest.json"))
+                    self.seen = json.loads(digest.read_text())["last_seq"]
+                    print("last target saw seq", self.seen, flush=True)
+                super().close()
+
+        logging.config.dictConfig({
+            "version": 1,
+            "handlers": {
+                "journal": {"class": "audit_logging.JsonlHandler", "directory": "logs"},
+                "zz_last": {"()": Last},
+                "audit": {"class": "audit_logging.AuditQueueHandler",
+                          "handlers": ["journal", "zz_last"], "max_latency": 30},
+            },
+            "root": {"handlers": ["audit"], "level": "INFO"},
+        })
+        log = logging.getLogger("trainer")
+        for i in range(3000):
+            log.info("r", extra={"event": "TRAINING_PROGRESS"})
+        logging.shutdown()
+        """
+    )
+    result = run_python(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["last target saw seq 3000"]
+    assert len(read_jsonl(journal_files(tmp_path / "logs")[0])) == 3000
+
+
 def test_uncaught_exception_still_writes_every_record(tmp_path: Path) -> None:
     code = SETUP + textwrap.dedent(
         """
