@@ -54,6 +54,7 @@ CALLER = [
     ("bare_queue_orjson", "hand-built queue + orjson (no checks)"),
     ("audit_jsonl", "audit_logging -> JSONL (orjson, hash chain)"),
     ("audit_jsonl_nochain", "audit_logging -> JSONL (orjson, chain=False)"),
+    ("audit_jsonl_plain", "audit_logging -> JSONL (orjson, chain=False, redact=False)"),
     ("audit_jsonl_stdlib_json", "audit_logging -> JSONL (stdlib json, hash chain)"),
     ("audit_json_array", "audit_logging -> JSON array"),
     ("audit_csv", "audit_logging -> CSV"),
@@ -410,7 +411,11 @@ def evaluate(results: dict[tuple[str, str], Result]) -> list[dict[str, Any]]:
     out = []
     f_lat = med("caller", "floor", "lat_median_ns")
     f_cpu = med("caller", "floor", "cpu_us_per_record")
-    for case, what in (("audit_jsonl", "JSONL"), ("audit_jsonl_nochain", "JSONL chain=False")):
+    for case, what in (
+        ("audit_jsonl", "JSONL"),
+        ("audit_jsonl_nochain", "JSONL chain=False"),
+        ("audit_jsonl_plain", "JSONL chain=False redact=False"),
+    ):
         lat = med("caller", case, "lat_median_ns")
         r = lat / f_lat if lat and f_lat else None
         out.append(

@@ -114,6 +114,18 @@ def test_datetimes_bytes_sets_and_objects_become_readable() -> None:
     assert out["(1, 2)"] == "tuple key"
 
 
+def test_non_string_keys_become_their_json_text() -> None:
+    # Per-class metrics keyed by class index are common; the journal keeps them.
+    metrics = {"per_class": {0: 0.91, 1: 0.84}, 2.5: "half", None: 1, True: "yes"}
+    assert strict_loads(dumps(metrics)) == {
+        "per_class": {"0": 0.91, "1": 0.84},
+        "2.5": "half",
+        "null": 1,
+        "true": "yes",
+    }
+    assert strict_loads(dumps({"ok": [1, 2]})) == {"ok": [1, 2]}
+
+
 def test_cycles_are_cut_not_followed() -> None:
     a: dict[str, object] = {"name": "a"}
     a["self"] = a

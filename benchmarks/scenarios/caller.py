@@ -38,6 +38,7 @@ BURST = {
     "bare_queue_orjson": 50_000,
     "audit_jsonl": 50_000,
     "audit_jsonl_nochain": 50_000,
+    "audit_jsonl_plain": 50_000,
     "audit_jsonl_stdlib_json": 50_000,
     "audit_json_array": 30_000,
     "audit_csv": 30_000,
@@ -289,6 +290,17 @@ def case_audit_jsonl_nochain(tmp: str) -> Case:
         writer = JsonlHandler(directory=tmp, chain=False)  # type: ignore[call-arg]
     except TypeError:
         raise _Skip("JsonlHandler has no chain option in this version") from None
+    return _audit([writer], harness.PAYLOAD)
+
+
+def case_audit_jsonl_plain(tmp: str) -> Case:
+    """The journal as issue 2 specified it: no hash chain (issue 7), no redaction (issue 3)."""
+    from audit_logging.writers.jsonl import JsonlHandler
+
+    try:
+        writer = JsonlHandler(directory=tmp, chain=False, redact=False)  # type: ignore[call-arg]
+    except TypeError:
+        raise _Skip("JsonlHandler has no chain or redact option in this version") from None
     return _audit([writer], harness.PAYLOAD)
 
 
