@@ -52,6 +52,7 @@ CALLER = [
     ("loguru_serialize", "loguru serialize"),
     ("loguru_enqueue", "loguru serialize, enqueue=True"),
     ("bare_queue_orjson", "hand-built queue + orjson (no checks)"),
+    ("audit_queue_noop", "AuditQueueHandler, no-op target (the queue alone)"),
     ("audit_jsonl", "audit_logging -> JSONL (orjson, hash chain)"),
     ("audit_jsonl_nochain", "audit_logging -> JSONL (orjson, chain=False)"),
     ("audit_jsonl_plain", "audit_logging -> JSONL (orjson, chain=False, redact=False)"),

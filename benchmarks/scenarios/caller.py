@@ -36,6 +36,7 @@ BURST = {
     "loguru_serialize": 20_000,
     "loguru_enqueue": 10_000,
     "bare_queue_orjson": 50_000,
+    "audit_queue_noop": 50_000,
     "audit_jsonl": 50_000,
     "audit_jsonl_nochain": 50_000,
     "audit_jsonl_plain": 50_000,
@@ -274,6 +275,25 @@ def _audit(targets: list[logging.Handler], extra: dict[str, Any]) -> Case:
     handler = AuditQueueHandler(handlers=targets)
     log = _logger(handler)
     return Case(_stdlib_call(log, extra), handler.flush, handler.close)
+
+
+class _NoopBatchTarget(logging.Handler):
+    """A target that takes each batch and does nothing with it."""
+
+    def handle_batch(self, records: list[logging.LogRecord]) -> None:
+        pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        pass
+
+
+def case_audit_queue_noop(tmp: str) -> Case:
+    """``AuditQueueHandler`` alone: snapshot, queue and listener, writing nothing.
+
+    What any writer behind it starts from; the difference to a writer's row is
+    the writer's own cost per line.
+    """
+    return _audit([_NoopBatchTarget()], harness.PAYLOAD)
 
 
 def case_audit_jsonl(tmp: str) -> Case:
