@@ -315,7 +315,7 @@ def case_audit_jsonl_nochain(tmp: str) -> Case:
 
 
 def case_audit_jsonl_plain(tmp: str) -> Case:
-    """The journal as issue 2 specified it: no hash chain (issue 7), no redaction (issue 3)."""
+    """The journal as issue 2 specified it: no hash chain (issue 6), no redaction (issue 9)."""
     from audit_logging.writers.jsonl import JsonlHandler
 
     try:
