@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import logging
 import logging.config
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from audit_logging.writers.csv import AuditCsvFormatter, CsvHandler, restore_cell
@@ -30,6 +32,16 @@ def handler(tmp_path: Path) -> Any:
     h = CsvHandler(tmp_path / "audit_log.csv")
     yield h
     h.close()
+
+
+def test_removed_file_is_started_again_with_its_header(tmp_path: Path, handler: CsvHandler) -> None:
+    path = tmp_path / "audit_log.csv"
+    handler.handle_batch([record("a")])
+    path.unlink()
+    handler.handle_batch([record("b")])
+    rows = read_rows(path)
+    assert rows[0] == ["timestamp", "action_type", "status", "details", "error"]
+    assert [r[1] for r in rows[1:]] == ["b"]
 
 
 def test_header_once_rows_in_append_order_details_as_json(
@@ -93,10 +105,6 @@ def test_torn_last_row_is_never_glued_to(tmp_path: Path, handler: CsvHandler) ->
 
 
 def test_details_json_cannot_hold_are_converted(tmp_path: Path, handler: CsvHandler) -> None:
-    import datetime as dt
-
-    import numpy as np
-
     details = {"when": dt.date(2026, 5, 27), "a": np.int64(3), (1, "x"): {1, 2}, "o": object()}
     handler.handle_batch([record(details=details)])
     [row] = read_rows(tmp_path / "audit_log.csv")[1:]

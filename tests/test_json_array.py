@@ -243,6 +243,20 @@ def test_removed_file_is_started_again(tmp_path: Path, handler: JsonArrayHandler
     assert [e["action_type"] for e in strict_load(path)] == ["b"]
 
 
+def test_a_removed_lock_file_is_made_again_and_used_by_every_writer(
+    tmp_path: Path, handler: JsonArrayHandler
+) -> None:
+    lock = tmp_path / ".audit_log.json.lock"
+    handler.handle_batch([record("a")])
+    lock.unlink()
+    handler.handle_batch([record("b")])
+    assert lock.exists()  # others lock the file at the path, so must we
+    other = JsonArrayHandler(tmp_path / "audit_log.json")
+    other.handle_batch([record("c")])
+    other.close()
+    assert [e["action_type"] for e in strict_load(tmp_path / "audit_log.json")] == ["c", "b", "a"]
+
+
 def test_two_handlers_on_one_file_keep_everything(tmp_path: Path) -> None:
     a = JsonArrayHandler(tmp_path / "audit_log.json")
     b = JsonArrayHandler(tmp_path / "audit_log.json")

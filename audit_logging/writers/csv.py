@@ -54,8 +54,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import portalocker
-
+from audit_logging._files import TAIL_LIMIT, chunks, chunks_backwards, locked_for_writing
 from audit_logging.chain import CSV_CHAINED_HEADER, GENESIS
 from audit_logging.redact import DEFAULT_REDACTOR, Redactor
 from audit_logging.schema import ACTION_FIELDS, ACTION_KEY, dumps, to_jsonable
@@ -75,9 +74,6 @@ __all__ = [
 
 #: Characters that make a spreadsheet cell a formula (OWASP).
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-_CHUNK = 1024 * 1024
-_TAIL_CHUNK = 64 * 1024
-_TAIL_LIMIT = 4 * 1024 * 1024
 #: The two cells closing a chained row.
 _CHAIN_CELLS = re.compile(rb",(\d+),([0-9a-f]{64})\r?\n")
 
@@ -148,12 +144,9 @@ def read_tail(fd: int, size: int) -> tuple[int, bytes]:
     Reads backwards from the end, never the whole file; ``(0, 64 zeros)``
     when there is no chained row (a header only, or an unchained file).
     """
-    pos = size
     buffer = b""
-    while pos > 0 and size - pos < _TAIL_LIMIT:
-        start = max(0, pos - _TAIL_CHUNK)
-        buffer = os.pread(fd, pos - start, start) + buffer
-        pos = start
+    for _, chunk in chunks_backwards(fd, max(0, size - TAIL_LIMIT), size):
+        buffer = chunk + buffer
         matches = _CHAIN_CELLS.findall(buffer)
         if matches:
             seq, digest = matches[-1]
@@ -163,15 +156,7 @@ def read_tail(fd: int, size: int) -> tuple[int, bytes]:
 
 def _open_quote(fd: int, size: int) -> bool:
     """Whether the file ends inside a quoted cell (an odd number of ``"``)."""
-    count = 0
-    offset = 0
-    while offset < size:
-        data = os.pread(fd, min(_CHUNK, size - offset), offset)
-        if not data:
-            break
-        count += data.count(b'"')
-        offset += len(data)
-    return count % 2 == 1
+    return sum(data.count(b'"') for data in chunks(fd, 0, size)) % 2 == 1
 
 
 class CsvHandler(FileAuditWriter):
@@ -245,19 +230,15 @@ class CsvHandler(FileAuditWriter):
         self._seq, self._hash = seq, last
         return b"".join(chunks)
 
+    def _open(self) -> int:
+        """Open the file (again: see :func:`locked_for_writing`)."""
+        self._close_fd()
+        self._fd = open_append(self.path, self.file_mode, self.dir_mode)
+        return self._fd
+
     def _append(self, cells: list[bytes], record: logging.LogRecord) -> None:
-        if self._fd < 0:
-            self._fd = open_append(self.path, self.file_mode, self.dir_mode)
-        portalocker.lock(self._fd, portalocker.LockFlags.EXCLUSIVE)
-        try:
-            st = os.fstat(self._fd)
-            if st.st_nlink == 0:
-                # The file was removed under us: start it again.
-                portalocker.unlock(self._fd)
-                self._close_fd()
-                self._fd = open_append(self.path, self.file_mode, self.dir_mode)
-                portalocker.lock(self._fd, portalocker.LockFlags.EXCLUSIVE)
-                st = os.fstat(self._fd)
+        fd = self._fd if self._fd >= 0 else self._open()
+        with locked_for_writing(fd, self._open) as (_, st):
             size = st.st_size
             prefix = b""
             if size == 0:
@@ -273,11 +254,6 @@ class CsvHandler(FileAuditWriter):
             data = prefix + rows
             append_whole(self._fd, data, size)
             self._end = size + len(data)
-        finally:
-            try:
-                portalocker.unlock(self._fd)
-            except Exception:
-                pass
 
     def _report_mismatch(self, record: logging.LogRecord) -> None:
         self._mismatch_reported = True

@@ -89,7 +89,7 @@ from typing import IO, Any, Final, cast
 import portalocker
 
 from audit_logging import schema
-from audit_logging._files import held_shared
+from audit_logging._files import chunks, chunks_backwards, held_shared
 from audit_logging.writers._base import replace_atomically, write_all
 from audit_logging.writers.json_array import lock_path_for, reading_lock
 
@@ -224,13 +224,8 @@ def _copy_under_lock(path: str, fd: int) -> tuple[int, os.stat_result]:
     try:
         with reading_lock(path):
             st = os.fstat(fd)
-            offset = 0
-            while offset < st.st_size:
-                chunk = os.pread(fd, min(1 << 20, st.st_size - offset), offset)
-                if not chunk:
-                    break
+            for chunk in chunks(fd, 0, st.st_size):
                 write_all(copy, chunk)
-                offset += len(chunk)
     except BaseException:
         os.close(copy)
         raise
@@ -239,15 +234,10 @@ def _copy_under_lock(path: str, fd: int) -> tuple[int, os.stat_result]:
 
 def _complete_length(fd: int, start: int, end: int) -> int:
     """Length of the file up to its last newline in ``[start, end)``; ``start`` if there is none."""
-    block = 64 * 1024
-    pos = end
-    while pos > start:
-        lo = max(start, pos - block)
-        chunk = os.pread(fd, pos - lo, lo)
+    for low, chunk in chunks_backwards(fd, start, end):
         i = chunk.rfind(b"\n")
         if i >= 0:
-            return lo + i + 1
-        pos = lo
+            return low + i + 1
     return start
 
 

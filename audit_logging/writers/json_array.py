@@ -134,9 +134,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import portalocker
-
-from audit_logging._files import shared_lock
+from audit_logging._files import chunks, locked_for_writing, shared_lock
 from audit_logging.chain import GENESIS
 from audit_logging.redact import DEFAULT_REDACTOR, Redactor
 from audit_logging.schema import ACTION_KEY, dumps, format_timestamp, to_jsonable
@@ -443,18 +441,6 @@ def _open_rw(path: str) -> int:
     return os.open(path, os.O_RDWR | _O_CLOEXEC | _O_NOFOLLOW)
 
 
-def _pread_all(fd: int, size: int, offset: int) -> bytes:
-    parts = []
-    while size > 0:
-        data = os.pread(fd, min(size, _CHUNK), offset)
-        if not data:
-            break
-        parts.append(data)
-        size -= len(data)
-        offset += len(data)
-    return b"".join(parts)
-
-
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
     view = memoryview(data)
     while view:
@@ -528,26 +514,18 @@ class JsonArrayHandler(FileAuditWriter):
             self._insert(batch, records[0])
         self.records_written += len(batch)
 
+    def _open_lock(self) -> int:
+        """Open the lock file (again, when it was removed: others lock the new one)."""
+        self._close_fds()
+        # Not O_APPEND: the state is written at offset 0 (pwrite ignores it under O_APPEND).
+        self._lock_fd = open_created(self.lock_path, os.O_RDWR, self.file_mode, self.dir_mode)
+        return self._lock_fd
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        if self._lock_fd < 0:
-            # Not O_APPEND: the state is written at offset 0 (pwrite ignores it under O_APPEND).
-            self._lock_fd = open_created(self.lock_path, os.O_RDWR, self.file_mode, self.dir_mode)
-        fd = self._lock_fd
-        portalocker.lock(fd, portalocker.LockFlags.EXCLUSIVE)
-        try:
-            if os.fstat(fd).st_nlink == 0:
-                # The lock file was removed (its folder recreated?): others lock the new one.
-                self._close_fds()
-                with self._locked():
-                    yield
-                return
+        fd = self._lock_fd if self._lock_fd >= 0 else self._open_lock()
+        with locked_for_writing(fd, self._open_lock):
             yield
-        finally:
-            try:
-                portalocker.unlock(fd)
-            except Exception:
-                pass
 
     def _insert(self, batch: list[_Entry], record: logging.LogRecord) -> None:
         size = self._open_data(record)
@@ -589,7 +567,7 @@ class JsonArrayHandler(FileAuditWriter):
             return recorded
         # Stale or missing: the one case where the file is read whole.
         best = (0, GENESIS.encode("ascii"))
-        for match in _CHAIN_TAIL.finditer(_pread_all(self._fd, size, 0)):
+        for match in _CHAIN_TAIL.finditer(b"".join(chunks(self._fd, 0, size))):
             seq = int(match[1])
             if seq > best[0]:
                 best = (seq, match[2])
@@ -686,10 +664,7 @@ class JsonArrayHandler(FileAuditWriter):
             index = newline + 1
 
     def _skip_ws(self, pos: int, size: int) -> int:
-        while pos < size:
-            data = os.pread(self._fd, min(_CHUNK, size - pos), pos)
-            if not data:
-                break
+        for data in chunks(self._fd, pos, size):
             stripped = data.lstrip(_WS)
             pos += len(data) - len(stripped)
             if stripped:
@@ -727,14 +702,9 @@ class JsonArrayHandler(FileAuditWriter):
                 left -= n
             _pwrite_all(new, head, offset)
             offset += len(head)
-            copied = 0
-            while copied < rest_size:
-                data = os.pread(self._fd, min(_CHUNK, rest_size - copied), rest_from + copied)
-                if not data:
-                    break
+            for data in chunks(self._fd, rest_from, rest_from + rest_size):
                 _pwrite_all(new, data, offset)
                 offset += len(data)
-                copied += len(data)
             if rest_size == 0:
                 _pwrite_all(new, b"]\n", offset)
             os.fsync(new)
@@ -781,7 +751,7 @@ class JsonArrayHandler(FileAuditWriter):
     def _validate(self, record: logging.LogRecord) -> None:
         """Check the whole file once: set a damaged one aside, convert another layout."""
         size = os.fstat(self._fd).st_size
-        data = _pread_all(self._fd, size, 0)
+        data = b"".join(chunks(self._fd, 0, size))
         if not data.strip(_WS):
             # Empty (e.g. touched): nothing to keep.
             self._save_front(self._write_new_file(b""), _EMPTY_CHAIN)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import portalocker
 
+from audit_logging._files import TAIL_LIMIT, chunks_backwards, locked_for_writing
 from audit_logging.chain import GENESIS, digest_path, hasher_from_env, predecessor
 from audit_logging.schema import (
     EVENT_KEY,
@@ -54,9 +55,6 @@ from audit_logging.writers._base import (
 
 __all__ = ["JsonlHandler"]
 
-_TAIL_CHUNK = 64 * 1024
-_TAIL_LIMIT = 4 * 1024 * 1024
-
 
 @dataclass
 class _Journal:
@@ -79,12 +77,9 @@ def read_tail(fd: int, size: int) -> tuple[int, str | None, bool]:
     if size == 0:
         return 0, None, True
     ends_clean = os.pread(fd, 1, size - 1) == b"\n"
-    pos = size
     buffer = b""
-    while pos > 0 and size - pos < _TAIL_LIMIT:
-        start = max(0, pos - _TAIL_CHUNK)
-        buffer = os.pread(fd, pos - start, start) + buffer
-        pos = start
+    for pos, chunk in chunks_backwards(fd, max(0, size - TAIL_LIMIT), size):
+        buffer = chunk + buffer
         lines = buffer.split(b"\n")
         # lines[0] may be cut by the chunk boundary unless we reached the start.
         complete = lines if pos == 0 else lines[1:]
@@ -243,18 +238,15 @@ class JsonlHandler(AuditWriter):
             self._journals[path] = journal
         return journal
 
+    def _reopen(self, journal: _Journal) -> int:
+        """Start a removed journal again (see :func:`locked_for_writing`)."""
+        self._close_journal(journal)
+        return self._journal(journal.path).fd
+
     def _append(self, path: str, bodies: list[bytes]) -> None:
         journal = self._journal(path)
-        portalocker.lock(journal.fd, portalocker.LockFlags.EXCLUSIVE)
-        try:
-            st = os.fstat(journal.fd)
-            if st.st_nlink == 0:
-                # The file (or its directory) was removed under us: start it again.
-                portalocker.unlock(journal.fd)
-                self._close_journal(journal)
-                journal = self._journal(path)
-                portalocker.lock(journal.fd, portalocker.LockFlags.EXCLUSIVE)
-                st = os.fstat(journal.fd)
+        with locked_for_writing(journal.fd, lambda: self._reopen(journal)) as (_, st):
+            journal = self._journals[path]  # a new one if the file was removed
             size = st.st_size
             prefix = b""
             if size != journal.end:
@@ -265,7 +257,7 @@ class JsonlHandler(AuditWriter):
                 if not ends_clean:
                     prefix = b"\n"  # never glue our line to a torn one
             seq, previous = journal.seq, journal.hash
-            chunks = [prefix] if prefix else []
+            parts = [prefix] if prefix else []
             if self.chain:
                 link = self._hasher.link
                 last = previous.encode("ascii")
@@ -273,24 +265,19 @@ class JsonlHandler(AuditWriter):
                     seq += 1
                     unhashed = b'%s,"seq":%d}' % (body, seq)
                     last = link(last, unhashed)
-                    chunks.append(b'%s,"hash":"%s"}\n' % (unhashed[:-1], last))
+                    parts.append(b'%s,"hash":"%s"}\n' % (unhashed[:-1], last))
                 previous = last.decode("ascii")
             else:
                 for body in bodies:
                     seq += 1
-                    chunks.append(b'%s,"seq":%d}\n' % (body, seq))
-            data = b"".join(chunks)
+                    parts.append(b'%s,"seq":%d}\n' % (body, seq))
+            data = b"".join(parts)
             append_whole(journal.fd, data, size)
             journal.seq, journal.hash = seq, previous
             journal.end = size + len(data)
             journal.dirty = True
             if self.chain and time.monotonic() - journal.digest_at >= self.digest_interval:
                 self._write_digest(journal)
-        finally:
-            try:
-                portalocker.unlock(journal.fd)
-            except Exception:
-                pass
 
     def _genesis(self, path: str) -> str:
         """What the first line of ``path`` chains to: the last hash of the journal before it."""
@@ -331,10 +318,10 @@ class JsonlHandler(AuditWriter):
                 portalocker.lock(journal.fd, portalocker.LockFlags.EXCLUSIVE)
                 try:
                     st = os.fstat(journal.fd)
-                    if st.st_nlink and st.st_size != journal.end:
-                        journal.seq, last_hash, _ = read_tail(journal.fd, st.st_size)
-                        journal.hash = last_hash or journal.hash
-                    if st.st_nlink:
+                    if st.st_nlink:  # a removed journal has nothing left to digest
+                        if st.st_size != journal.end:
+                            journal.seq, last_hash, _ = read_tail(journal.fd, st.st_size)
+                            journal.hash = last_hash or journal.hash
                         self._write_digest(journal)
                 finally:
                     portalocker.unlock(journal.fd)
