@@ -6,9 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+
+import portalocker
 
 AUDIT_ENV = (
     "AUDIT_LOG_DIR",
@@ -61,10 +64,6 @@ def read_while_a_writer_is_mid_batch(
     the torn state, within the second this waits; it must still be waiting.
     Then ``finish()`` completes the batch and the lock is released.
     """
-    import threading
-
-    import portalocker
-
     results: list[T] = []
     with open(locked, "rb") as fh:
         portalocker.lock(fh, portalocker.LockFlags.EXCLUSIVE)

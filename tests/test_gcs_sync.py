@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import logging.config
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -298,8 +300,6 @@ def test_three_processes_with_their_own_prefixes(
     for _, _, p in procs:
         _, err = p.communicate(timeout=60)
         assert p.returncode == 0, err.decode()
-    import socket
-
     host = socket.gethostname()
     prefixes = {
         o.name.rsplit("/", 1)[0]
@@ -488,8 +488,6 @@ def test_list_and_stream_lines_of_a_prefix(
 def test_missing_extra_raises_a_typed_import_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import importlib.util
-
     real = importlib.util.find_spec
     # Simulates an environment without the extra: the one module lookup that matters fails.
     monkeypatch.setattr(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
 import logging
 import os
 import shutil
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from audit_logging import JsonlHandler, register_event
+from audit_logging import AuditJsonFormatter, JsonlHandler, register_event
 from audit_logging.schema import JOURNAL_CONTEXT_FIELDS, JOURNAL_FIELDS
 
 from helpers import journal_files, read_jsonl
@@ -128,8 +130,6 @@ def test_seq_continues_across_restarts_and_torn_tails(
     lines = path.read_bytes().split(b"\n")
     assert lines[2] == b'{"timestamp":"2026-'  # left as it was, never glued to
     whole = [line for line in lines if line.endswith(b"}")]
-    import json
-
     assert [json.loads(line)["seq"] for line in whole] == [1, 2, 3]
 
 
@@ -176,11 +176,6 @@ def test_files_are_private_by_default(tmp_path: Path, logger: logging.Logger) ->
 def test_json_formatter_renders_the_journal_line_with_secrets_masked(
     tmp_path: Path, logger: logging.Logger
 ) -> None:
-    import io
-    import json
-
-    from audit_logging import AuditJsonFormatter
-
     stream = io.StringIO()
     console = logging.StreamHandler(stream)
     console.setFormatter(AuditJsonFormatter())
