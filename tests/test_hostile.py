@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from audit_logging import AuditQueueHandler, JsonlHandler
 from audit_logging.chain import verify_paths
+from audit_logging.writers.csv import CsvHandler
+from audit_logging.writers.json_array import JsonArrayHandler
 
 from helpers import journal_files, read_jsonl
 
@@ -178,3 +180,54 @@ def test_planted_secrets_never_reach_any_output(tmp_path: Path, logger: logging.
         assert b"PLANTED" not in path.read_bytes(), path
     entry = json.loads((tmp_path / "audit_log.json").read_text())[0]
     assert entry["details"]["nested"] == {"client_secret": "[REDACTED]", "ok": 1}
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str refused")
+
+
+def test_an_exception_that_cannot_be_printed_holds_back_no_action(
+    tmp_path: Path, logger: logging.Logger
+) -> None:
+    array = JsonArrayHandler(tmp_path / "audit_log.json")
+    sheet = CsvHandler(tmp_path / "audit_log.csv")
+    logger.addHandler(array)
+    logger.addHandler(sheet)
+    try:
+        raise UnprintableError
+    except UnprintableError:
+        logger.error("export failed", exc_info=True, extra={"action_type": "export"})
+    logger.info("next", extra={"action_type": "pause"})
+    entries = json.loads((tmp_path / "audit_log.json").read_text(encoding="utf-8"))
+    assert [e["action_type"] for e in entries] == ["pause", "export"]
+    assert entries[1]["error"].startswith("UnprintableError: ")
+    rows = (tmp_path / "audit_log.csv").read_text(encoding="utf-8").splitlines()
+    assert [row.split(",")[1] for row in rows[1:]] == ["export", "pause"]
+    assert array.records_failed == sheet.records_failed == 0
+
+
+def test_a_record_that_cannot_be_rendered_is_rejected_not_retried(
+    tmp_path: Path, logger: logging.Logger
+) -> None:
+    array = JsonArrayHandler(tmp_path / "audit_log.json")
+    sheet = CsvHandler(tmp_path / "audit_log.csv")
+
+    def break_time(record: logging.LogRecord) -> bool:
+        if record.getMessage() == "broken":
+            record.created = "yesterday"  # type: ignore[assignment]
+        return True
+
+    for writer in (array, sheet):
+        writer.addFilter(break_time)
+        logger.addHandler(writer)
+    logger.info("broken", extra={"action_type": "export"})
+    logger.info("fine", extra={"action_type": "pause"})
+    array.flush()
+    sheet.flush()
+    entries = json.loads((tmp_path / "audit_log.json").read_text(encoding="utf-8"))
+    assert [e["action_type"] for e in entries] == ["pause"]
+    rows = (tmp_path / "audit_log.csv").read_text(encoding="utf-8").splitlines()
+    assert [row.split(",")[1] for row in rows[1:]] == ["pause"]
+    for writer in (array, sheet):
+        assert (writer.records_rejected, writer.records_failed, writer.records_written) == (1, 0, 1)

@@ -26,11 +26,12 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Iterable, Sequence
-from typing import ClassVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import ClassVar, TypeVar
 
 from audit_logging.chain import hasher_from_env
 from audit_logging.redact import Redactor
+from audit_logging.schema import safe_str
 
 __all__ = [
     "AuditWriter",
@@ -47,6 +48,7 @@ __all__ = [
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _REPORT_EVERY = 60.0  # seconds between two reports of the same rejection
+_T = TypeVar("_T")
 
 
 def ensure_directory(directory: str, mode: int = 0o700) -> None:
@@ -246,6 +248,22 @@ class AuditWriter(logging.Handler):
         """Render and write ``records`` (already selected), under :attr:`lock`. Override this."""
         raise NotImplementedError
 
+    def render_each(
+        self, records: Sequence[logging.LogRecord], render: Callable[[logging.LogRecord], _T]
+    ) -> list[_T]:
+        """``render(record)`` for each record; one that raises is rejected, not retried.
+
+        Only a failed write is kept for retrying: a record that cannot be
+        rendered would fail every retry and hold back every record after it.
+        """
+        rendered = []
+        for record in records:
+            try:
+                rendered.append(render(record))
+            except Exception as exc:
+                self.reject(record, exc)
+        return rendered
+
     # ------------------------------------------------------------------ reporting
 
     def _report(self, record: logging.LogRecord, exc: BaseException) -> None:
@@ -258,7 +276,7 @@ class AuditWriter(logging.Handler):
     def reject(self, record: logging.LogRecord, error: Exception) -> None:
         """Refuse ``record``: count it and report ``error`` (at most once a minute per message)."""
         self.records_rejected += 1
-        message = str(error)
+        message = safe_str(error)
         now = time.monotonic()
         last = self._last_reports.get(message)
         if last is None or now - last >= _REPORT_EVERY:

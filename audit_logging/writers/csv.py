@@ -204,9 +204,14 @@ class CsvHandler(FileAuditWriter):
 
     def write_records(self, records: Sequence[logging.LogRecord]) -> None:
         # Rendered here without their line ends; chained (or not) under the lock.
-        cells = [render_row(action_row(r, self.redactor))[:-2].encode("utf-8") for r in records]
+        cells = self.render_each(records, self._cells)
+        if not cells:
+            return
         self._append(cells, records[0])
-        self.records_written += len(records)
+        self.records_written += len(cells)
+
+    def _cells(self, record: logging.LogRecord) -> bytes:
+        return render_row(action_row(record, self.redactor))[:-2].encode("utf-8")
 
     def _file_chained(self) -> bool:
         """Whether the open file's header has the ``seq,hash`` columns (read once per open)."""

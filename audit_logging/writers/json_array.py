@@ -137,7 +137,7 @@ from typing import Any, NamedTuple
 from audit_logging._files import chunks, locked_for_writing, shared_lock
 from audit_logging.chain import GENESIS
 from audit_logging.redact import DEFAULT_REDACTOR, Redactor
-from audit_logging.schema import ACTION_KEY, dumps, format_timestamp, to_jsonable
+from audit_logging.schema import ACTION_KEY, dumps, format_timestamp, safe_str, to_jsonable
 from audit_logging.writers._base import (
     FileAuditWriter,
     ensure_directory,
@@ -205,7 +205,7 @@ def action_entry(
     else:
         status = _name(status)
     if error is None and status == "failed" and exc is not None:
-        error = f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {safe_str(exc)}"
     details = d.get("details")
     if details is None:
         details = {}
@@ -506,13 +506,16 @@ class JsonArrayHandler(FileAuditWriter):
     # ------------------------------------------------------------------ writing
 
     def write_records(self, records: Sequence[logging.LogRecord]) -> None:
-        batch = []
-        for record in records:
-            entry = action_entry(record, self.redactor)
-            batch.append(_Entry(entry["timestamp"], dumps(entry)))
+        batch = self.render_each(records, self._entry)
+        if not batch:
+            return
         with self._locked():
             self._insert(batch, records[0])
         self.records_written += len(batch)
+
+    def _entry(self, record: logging.LogRecord) -> _Entry:
+        entry = action_entry(record, self.redactor)
+        return _Entry(entry["timestamp"], dumps(entry))
 
     def _open_lock(self) -> int:
         """Open the lock file (again, when it was removed: others lock the new one)."""
