@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import audit_logging.writers._base as file_layer
 from audit_logging import AuditQueueHandler, JsonlHandler
 from audit_logging.chain import verify_paths
 
@@ -72,8 +73,6 @@ class FullDisk:
     """The file layer's ``write_all`` failing with ENOSPC while :attr:`full`, each write cut short."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import audit_logging.writers._base as file_layer
-
         self.full = True
         self._real = file_layer.write_all
         monkeypatch.setattr(file_layer, "write_all", self.write_all)
@@ -109,6 +108,40 @@ def test_failed_writes_are_retried(
     full_disk.full = False
     writer.flush()
     assert [line["message"] for line in read_jsonl(path)] == [f"r{i}" for i in range(5)]
+
+
+def test_a_batch_over_two_days_retries_only_the_day_that_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = file_layer.write_all
+    calls: list[int] = []
+
+    def second_write_fails(fd: int, data: bytes) -> None:
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd, data)
+
+    monkeypatch.setattr(file_layer, "write_all", second_write_fails)
+    writer = JsonlHandler(directory=tmp_path, chain=False)
+    midnight = dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc).timestamp()
+    records = []
+    for message, created in (("late", midnight - 1), ("early", midnight + 1)):
+        record = logging.LogRecord("t", logging.INFO, __file__, 1, message, None, None)
+        record.created = created
+        record.__dict__["event"] = "TRAINING_PROGRESS"
+        records.append(record)
+    writer.handle_batch(records)  # the 23rd's file is written, the 24th's fails
+    assert (writer.records_written, writer.records_failed) == (1, 1)
+    writer.flush()  # the retry writes the 24th's record, and only that
+    assert {
+        p.name[-16:-6]: [r["message"] for r in read_jsonl(p)] for p in journal_files(tmp_path)
+    } == {
+        "2026-11-23": ["late"],
+        "2026-11-24": ["early"],
+    }
+    assert writer.records_written == 2
+    assert "No space left on device" in capsys.readouterr().err
 
 
 def test_failed_records_beyond_retry_limit_are_counted_lost_and_the_newest_kept(

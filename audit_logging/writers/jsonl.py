@@ -48,6 +48,7 @@ from audit_logging.schema import (
 )
 from audit_logging.writers._base import (
     AuditWriter,
+    UnwrittenRecords,
     append_whole,
     open_append,
     replace_atomically,
@@ -165,15 +166,18 @@ class JsonlHandler(AuditWriter):
 
     def write_records(self, records: Sequence[logging.LogRecord]) -> None:
         session = session_id()
-        by_path: dict[str, list[bytes]] = {}
+        # path -> (lines, their records): a failed file gives back only its
+        # records and the later files' ones, not those already on disk.
+        by_path: dict[str, tuple[list[bytes], list[logging.LogRecord]]] = {}
         scrub = self.redactor.scrub if self.redactor is not None else None
         limit = self.max_record_bytes
         # Consecutive records mostly share logger, level and day: reuse the
-        # encoded context and the target list instead of looking them up.
+        # encoded context and the target lists instead of looking them up.
         last_key: tuple[str, str, int | None] | None = None
         last_day = ""
         context = b""
         bodies: list[bytes] = []
+        owners: list[logging.LogRecord] = []
         for record in records:
             name = record.__dict__[EVENT_KEY]
             if type(name) is not str:
@@ -187,16 +191,20 @@ class JsonlHandler(AuditWriter):
                     ),
                 )
                 continue
-            fields = journal_fields(record)
-            if scrub is not None:
-                scrub(fields, JOURNAL_USER_FIELDS)
-            key = (record.levelname, record.name, record.process)
-            if key != last_key:
-                context = self._context(record, session)
-                last_key = key
-            day = fields["timestamp"][:10]
+            try:
+                fields = journal_fields(record)
+                if scrub is not None:
+                    scrub(fields, JOURNAL_USER_FIELDS)
+                key = (record.levelname, record.name, record.process)
+                if key != last_key:
+                    context = self._context(record, session)
+                    last_key = key
+                day = fields["timestamp"][:10]
+            except Exception as exc:  # it would fail every retry: refuse it (see render_each)
+                self.reject(record, exc)
+                continue
             if day != last_day:
-                bodies = by_path.setdefault(self._path(day, session), [])
+                bodies, owners = by_path.setdefault(self._path(day, session), ([], []))
                 last_day = day
             body = dumps_unescaped(fields)
             if len(body) > limit:
@@ -205,10 +213,14 @@ class JsonlHandler(AuditWriter):
                 # Escaped per line, before hashing: the chain covers the bytes on disk.
                 body = escape_line_separators(body)
             bodies.append(body[:-1] + context)
-        for path, lines in by_path.items():
-            if lines:
+            owners.append(record)
+        targets = list(by_path.items())
+        for i, (path, (lines, _)) in enumerate(targets):
+            try:
                 self._append(path, lines)
-                self.records_written += len(lines)
+            except Exception as exc:
+                raise UnwrittenRecords([r for _, (_, rs) in targets[i:] for r in rs]) from exc
+            self.records_written += len(lines)
 
     def _context(self, record: logging.LogRecord, session: str) -> bytes:
         """The encoded context members (level, logger, session, host, pid), the same per logger."""
