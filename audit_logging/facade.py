@@ -31,20 +31,19 @@ file has the same fields); the CSV keeps its five columns.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import threading
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from audit_logging.config import parse_formats
+from audit_logging.reader import Sources, summarize
 from audit_logging.schema import ActionType
 from audit_logging.writers._base import AuditWriter
-from audit_logging.writers.csv import CsvHandler, restore_cell
-from audit_logging.writers.json_array import JsonArrayHandler, read_entries
+from audit_logging.writers.csv import CsvHandler
+from audit_logging.writers.json_array import JsonArrayHandler
 
 __all__ = ["VALID_FORMATS", "ActionType", "AuditEvent", "AuditLogger", "resolve_formats"]
 
@@ -88,6 +87,10 @@ def resolve_formats(value: str | None) -> tuple[str, ...]:
     if not names:
         return ()  # none
     return tuple(n for n in names if n in VALID_FORMATS) or (_DEFAULT_FORMAT,)
+
+
+def _existing(path: str | os.PathLike[str]) -> list[Path]:
+    return [Path(path)] if os.path.exists(path) else []
 
 
 class AuditLogger:
@@ -159,28 +162,19 @@ class AuditLogger:
         Read from ``audit_log.json`` when JSON is written, else from
         ``audit_log.csv`` (streamed); all zero with format ``none``.
         """
-        by_action: Counter[str] = Counter()
-        by_status: Counter[str] = Counter()
+        # Read as `audit-logging summary` reads: under the writers' lock, CSV
+        # cells restored. A file not written yet counts nothing.
         if "json" in self.formats:
-            for entry in read_entries(self.json_path):
-                if isinstance(entry, dict):
-                    by_action[str(entry.get("action_type"))] += 1
-                    by_status[str(entry.get("status"))] += 1
+            sources = Sources(actions_json=_existing(self.json_path))
         elif "csv" in self.formats:
-            try:
-                with open(self.csv_path, encoding="utf-8", newline="") as fh:
-                    reader = csv.reader(fh)
-                    next(reader, None)  # the header
-                    for row in reader:
-                        if len(row) >= 3:
-                            by_action[restore_cell(row[1])] += 1
-                            by_status[restore_cell(row[2])] += 1
-            except FileNotFoundError:
-                pass
+            sources = Sources(actions_csv=_existing(self.csv_path))
+        else:
+            sources = Sources()
+        summary = summarize(sources)
         return {
-            "total_events": sum(by_action.values()),
-            "by_action_type": dict(by_action),
-            "by_status": dict(by_status),
+            "total_events": summary.actions,
+            "by_action_type": dict(summary.action_types),
+            "by_status": dict(summary.statuses),
         }
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from audit_logging._files import iter_lines, size_between_batches
 from audit_logging.chain import journal_key
 from audit_logging.schema import format_timestamp
+from audit_logging.writers.csv import restore_cell
 from audit_logging.writers.json_array import read_array_bytes
 
 __all__ = [
@@ -187,7 +188,10 @@ def _csv_action_entries(path: Path, on_error: ErrorSink) -> Iterator[Entry]:
         if not row.get("action_type"):
             on_error(f"{path}:{reader.line_num}: row without action_type skipped")
             continue
-        data: dict[str, Any] = dict(row)
+        # Cells the writer neutralised against spreadsheet formulas, as logged.
+        data: dict[str, Any] = {
+            k: restore_cell(v) if isinstance(v, str) else v for k, v in row.items()
+        }
         details = data.get("details")
         try:
             data["details"] = json.loads(details) if details else {}
