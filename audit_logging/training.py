@@ -327,7 +327,7 @@ class TrainingRun:
                     "dataset": self.dataset_name,
                     "model": self.model,
                     "exception_type": type(exc).__name__,
-                    "exception_message": str(exc),
+                    "exception_message": schema.safe_str(exc),
                     "step": self.last_step,
                     "progress_calls": self.calls,
                     "duration_seconds": self.duration,

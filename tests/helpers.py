@@ -78,3 +78,10 @@ def read_while_a_writer_is_mid_batch(
             portalocker.unlock(fh)
     reading.join()
     return results[0]
+
+
+class UnprintableError(Exception):
+    """An exception whose ``str()`` raises, as some C-extension errors do."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("str refused")

@@ -16,7 +16,7 @@ from audit_logging.chain import verify_paths
 from audit_logging.writers.csv import CsvHandler
 from audit_logging.writers.json_array import JsonArrayHandler
 
-from helpers import journal_files, read_jsonl
+from helpers import UnprintableError, journal_files, read_jsonl
 
 
 class RaisingRepr:
@@ -180,11 +180,6 @@ def test_planted_secrets_never_reach_any_output(tmp_path: Path, logger: logging.
         assert b"PLANTED" not in path.read_bytes(), path
     entry = json.loads((tmp_path / "audit_log.json").read_text())[0]
     assert entry["details"]["nested"] == {"client_secret": "[REDACTED]", "ok": 1}
-
-
-class UnprintableError(Exception):
-    def __str__(self) -> str:
-        raise RuntimeError("str refused")
 
 
 def test_an_exception_that_cannot_be_printed_holds_back_no_action(

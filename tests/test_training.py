@@ -24,7 +24,7 @@ from audit_logging import JsonlHandler
 from audit_logging.detect import IssueDetector
 from audit_logging.training import TrainingRun, run_demo_training, scan_csv
 
-from helpers import journal_files, read_jsonl
+from helpers import UnprintableError, journal_files, read_jsonl
 from test_detect import assert_not_invented, healthy, noisy_healthy, overfitting, plateau
 
 
@@ -169,6 +169,17 @@ def test_exception_logs_training_failed_and_a_warning_then_reraises(journal: Jou
     assert details["exception_type"] == "ValueError"
     assert details["exception_message"] == "shapes do not match"
     assert details["model"] == "RandomForest" and details["step"] == 4
+
+
+def test_an_exception_that_cannot_be_printed_still_gets_its_warning(journal: Journal) -> None:
+    with pytest.raises(UnprintableError), run_of(journal) as run:
+        feed(run, healthy(3))
+        raise UnprintableError
+    assert journal.only("TRAINING_FAILED")["reasoning"].startswith("UnprintableError: ")
+    [warning] = journal.captured.warnings()
+    details = warning.details  # type: ignore[attr-defined]
+    assert details["exception_type"] == "UnprintableError"
+    assert details["exception_message"] == "UnprintableError()"  # its repr
 
 
 def test_keyboard_interrupt_logs_stopped_and_an_interrupted_warning(journal: Journal) -> None:
