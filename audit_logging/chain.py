@@ -396,32 +396,34 @@ def is_chained_csv(path: Path) -> bool:
         return False
 
 
+def log_kind(path: Path) -> str | None:
+    """What ``verify`` takes a file found in a folder for: ``"journal"``, ``"array"``, ``"csv"``.
+
+    ``*.jsonl`` journals, ``audit_log*.json`` arrays (not digest files) and
+    ``*.csv`` files whose header has the ``seq,hash`` columns; ``None`` for
+    anything else.
+    """
+    name = path.name
+    if name.endswith(".jsonl"):
+        return "journal"
+    if name.startswith("audit_log") and name.endswith(".json"):
+        return None if name.endswith(".digest.json") else "array"
+    if name.endswith(".csv") and is_chained_csv(path):
+        return "csv"
+    return None
+
+
 def iter_logs(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str, Path]]:
     """``(kind, path)`` of every log to verify under ``paths``: journal, array or csv.
 
-    In a folder (recursively): ``*.jsonl`` journals, ``audit_log*.json`` arrays
-    (not digest files) and ``*.csv`` files whose header has the ``seq,hash``
-    columns. A file named explicitly is taken by its suffix (``.json``: array,
-    ``.csv``: CSV, else journal), chained or not.
+    In a folder (recursively), the files :func:`log_kind` recognises. A file
+    named explicitly is taken by its suffix (``.json``: array, ``.csv``: CSV,
+    else journal), chained or not.
     """
     for item in paths:
         path = Path(item)
         if path.is_dir():
-            found: list[tuple[str, Path]] = []
-            for p in path.rglob("*"):
-                name = p.name
-                if name.endswith(".jsonl"):
-                    kind = "journal"
-                elif name.startswith("audit_log") and name.endswith(".json"):
-                    if name.endswith(".digest.json"):
-                        continue
-                    kind = "array"
-                elif name.endswith(".csv"):
-                    kind = "csv"
-                else:
-                    continue
-                if p.is_file() and (kind != "csv" or is_chained_csv(p)):
-                    found.append((kind, p))
+            found = [(kind, p) for p in path.rglob("*") if p.is_file() and (kind := log_kind(p))]
             found.sort(key=lambda pair: pair[1])
             yield from found
         elif path.exists():

@@ -40,7 +40,7 @@ from typing import Any, TextIO
 
 from audit_logging import reader
 from audit_logging._files import size_between_batches
-from audit_logging.chain import hasher_from_env, is_chained_csv, iter_journals, verify_paths
+from audit_logging.chain import hasher_from_env, iter_journals, log_kind, verify_paths
 from audit_logging.schema import (
     ACTION_FIELDS,
     JOURNAL_CONTEXT_FIELDS,
@@ -268,9 +268,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     paths: list[str | Path] = list(local)
     if remote:
         spooled = _add_gcs_sources(reader.Sources(), remote)
-        # Every chained log of the bucket, as verify finds them in a folder.
-        paths += [*spooled.journals, *spooled.actions_json]
-        paths += [p for p in spooled.actions_csv if is_chained_csv(p)]
+        # Every chained log of the bucket, chosen as verify chooses them in a folder.
+        found = (*spooled.journals, *spooled.actions_json, *spooled.actions_csv)
+        paths += [p for p in found if log_kind(p)]
     progress = sys.stderr.isatty()
 
     def show(n: int, total: int, journal: Path) -> None:

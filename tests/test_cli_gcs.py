@@ -95,3 +95,28 @@ def test_verify_checks_the_action_log_in_the_bucket_too(
     blob.upload_from_string(array.read_bytes().replace(b'"i":1', b'"i":7'))
     assert main(["verify", f"gs://{gcs_bucket.name}/gpu-8"]) == 1
     assert "edited" in capsys.readouterr().out
+
+
+def test_verify_chooses_the_bucket_s_files_as_it_chooses_a_folder_s(
+    gcs_server: GcsServer,
+    gcs_bucket: Any,
+    tmp_path: Path,
+    logger: logging.Logger,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from audit_logging import JsonArrayHandler
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
+    monkeypatch.setenv("AUDIT_LOG_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "run"
+    logger.addHandler(JsonArrayHandler(folder / "audit_log.json"))
+    logger.info("a", extra={"action_type": "train"})
+    (folder / "metrics.json").write_text('{"accuracy": 0.9}')  # not a log: not verified
+    (folder / "data.csv").write_text("a,b\n1,2\n")
+    for path in folder.iterdir():
+        gcs_bucket.blob(f"gpu-9/{path.name}").upload_from_string(path.read_bytes())
+    assert main(["verify", str(folder)]) == 0
+    local = capsys.readouterr().err
+    assert main(["verify", f"gs://{gcs_bucket.name}/gpu-9"]) == 0
+    assert capsys.readouterr().err == local == "1 file(s), 1 line(s): intact\n"
