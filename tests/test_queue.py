@@ -105,7 +105,9 @@ def test_dictconfig_with_an_unknown_handler_name_says_which(tmp_path: Path) -> N
 def test_fileconfig_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copy(REPO / "logging.ini.example", tmp_path / "logging.ini")
     monkeypatch.chdir(tmp_path)
-    logging.config.fileConfig("logging.ini", disable_existing_loggers=False)
+    library = logging.getLogger("audit_logging.writers.gcs")  # made before, as on import
+    logging.config.fileConfig("logging.ini")  # as the README calls it, defaults and all
+    assert not library.disabled  # its credentials_missing warnings still reach the files
     gc.collect()
     logging.getLogger("trainer").info("go", extra={"event": "TRAINING_STARTED"})
     logging.getLogger("ui").info("pause", extra={"action_type": "pause"})
@@ -311,3 +313,24 @@ def test_invalid_arguments_are_clear() -> None:
         AuditQueueHandler([], full_policy="wait")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"logging\.Handler objects or names"):
         AuditQueueHandler([42])  # type: ignore[list-item]
+
+
+def test_readme_dictconfig_example_writes_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Set-up with dictConfig") :]
+    code = section[section.index("```python\n") + 10 : section.index("```\n\nwrites")]
+    monkeypatch.chdir(tmp_path)
+    library = logging.getLogger("audit_logging.writers.gcs")
+    exec(compile(code, "README.md", "exec"), {})
+    assert not library.disabled
+    audit = next(h for h in logging.getLogger().handlers if isinstance(h, AuditQueueHandler))
+    audit.flush()
+    [line] = read_jsonl(journal_files(tmp_path / "logs")[0])
+    assert (line["event"], line["dataset"], line["metrics_snapshot"]) == (
+        "TRAINING_STARTED",
+        "churn.csv",
+        None,
+    )
+    assert line["logger"] == "trainer" and line["seq"] == 1
