@@ -458,7 +458,7 @@ if importlib.util.find_spec("orjson") is not None:
             return orjson.dumps(obj, to_jsonable, _ORJSON_NON_STR_KEYS)
 
     JSON_BACKEND: str = "orjson"
-else:  # pragma: no cover - exercised by the CI job without the `fast` extra
+else:  # pragma: no cover - run in a subprocess by test_schema.py (orjson blocked)
 
     def _dumps_fast(obj: Any) -> bytes:
         return json.dumps(

@@ -16,8 +16,10 @@ import pytest
 from audit_logging import schema
 from audit_logging.schema import Event, dumps, format_timestamp, register_event, to_jsonable
 
+from helpers import run_python
 
-def strict_loads(data: bytes) -> object:
+
+def strict_loads(data: bytes | str) -> object:
     def refuse(token: str) -> object:
         raise ValueError(token)
 
@@ -158,3 +160,26 @@ def test_to_jsonable_never_raises_on_deep_nesting() -> None:
     json.dumps(out)  # the depth is cut, so the stdlib encoder copes too
     assert "<max depth>" in json.dumps(out)
     strict_loads(dumps(deep))
+
+
+def test_the_stdlib_json_backend_writes_the_same_values(tmp_path: Path) -> None:
+    # Without the `fast` extra the journal is encoded by the stdlib: same rules.
+    payload = """{
+        "nan": math.nan, "inf": -math.inf, "ok": 1.5, "big": 2**70,
+        "when": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+        "array": np.array([1.0, np.nan]), "np": np.int64(3), "keys": {1: "a", None: "b"},
+        "text": "caf\\u00e9 \\u2028", "bytes": b"\\xff", "tags": {"b", "a"},
+    }"""
+    code = f"""
+import sys
+sys.modules["orjson"] = None  # as without the `fast` extra
+import datetime as dt, math
+import numpy as np
+from audit_logging import schema
+assert schema.JSON_BACKEND == "json", schema.JSON_BACKEND
+sys.stdout.write(schema.dumps({payload}).decode("utf-8"))
+"""
+    done = run_python(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "\u2028" not in done.stdout  # escaped, as orjson's output is
+    assert strict_loads(done.stdout) == strict_loads(dumps(eval(payload)))
