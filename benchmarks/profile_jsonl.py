@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import cProfile
 import gc
+import hashlib
 import logging
 import pstats
 import queue
@@ -73,6 +74,17 @@ def main() -> None:
     }
     fields = schema.journal_fields(record)
     parts["dumps"] = per_call_us(lambda: schema.dumps(fields), n)
+    line = schema.dumps(schema.journal_record(record))
+    parts["sha256 of the line"] = per_call_us(lambda: hashlib.sha256(line).hexdigest(), n)
+    if schema.JSON_BACKEND == "orjson":
+        import orjson
+
+        options = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_UTC_Z
+        parts["orjson alone"] = per_call_us(lambda: orjson.dumps(fields, None, options), n)
+        non_str = options | orjson.OPT_NON_STR_KEYS
+        parts["orjson, OPT_NON_STR_KEYS"] = per_call_us(
+            lambda: orjson.dumps(fields, None, non_str), n
+        )
     parts["selects"] = per_call_us(lambda: writer.selects(record), n)
 
     profiler = cProfile.Profile() if "--cprofile" in sys.argv else None

@@ -38,9 +38,11 @@ BURST = {
     "loguru_enqueue": 6_000,
     "bare_queue_orjson": 30_000,
     "audit_queue_noop": 30_000,
+    "audit_queue_nosnapshot": 30_000,
     "audit_jsonl": 30_000,
     "audit_jsonl_nochain": 30_000,
     "audit_jsonl_plain": 30_000,
+    "audit_jsonl_bare": 30_000,
     "audit_jsonl_stdlib_json": 30_000,
     "audit_json_array": 20_000,
     "audit_csv": 20_000,
@@ -295,6 +297,35 @@ def case_audit_queue_noop(tmp: str) -> Case:
     the writer's own cost per line.
     """
     return _audit([_NoopBatchTarget()], harness.PAYLOAD)
+
+
+def _no_snapshot_queue(targets: list[logging.Handler]) -> logging.Handler:
+    """An ``AuditQueueHandler`` whose ``prepare()`` keeps nothing from later mutation.
+
+    Not a configuration the library offers (issue 2 requires the snapshot):
+    it measures what the snapshot costs.
+    """
+    from audit_logging.queue import AuditQueueHandler
+
+    class NoSnapshotQueueHandler(AuditQueueHandler):
+        def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+            return record
+
+    return NoSnapshotQueueHandler(handlers=targets)
+
+
+def case_audit_queue_nosnapshot(tmp: str) -> Case:
+    """The queue alone without its snapshot: the difference to the row above is the snapshot."""
+    handler = _no_snapshot_queue([_NoopBatchTarget()])
+    return Case(_stdlib_call(_logger(handler), harness.PAYLOAD), handler.flush, handler.close)
+
+
+def case_audit_jsonl_bare(tmp: str) -> Case:
+    """The journal without snapshot, chain and redaction: what remains of its cost."""
+    from audit_logging.writers.jsonl import JsonlHandler
+
+    handler = _no_snapshot_queue([JsonlHandler(directory=tmp, chain=False, redact=False)])
+    return Case(_stdlib_call(_logger(handler), harness.PAYLOAD), handler.flush, handler.close)
 
 
 def case_audit_jsonl(tmp: str) -> Case:
