@@ -350,7 +350,7 @@ def _check_digest(
         digest = json.loads(data)
         recorded_seq = int(digest["last_seq"])
         recorded_hash = str(digest["last_hash"])
-    except (ValueError, KeyError, TypeError, OSError):
+    except (ValueError, KeyError, TypeError):
         problems.append(ChainProblem(str(digest_file), None, "digest", "unreadable digest file"))
         return
     mac = digest.pop("mac", None)
@@ -447,8 +447,8 @@ class _Link:
 
 def _check_links(
     name: str, links: Iterable[_Link], hasher: Hasher, problems: list[ChainProblem], unit: str
-) -> tuple[int, int]:
-    """Check entries in ``seq`` order, wherever they are; ``(count, highest seq)``.
+) -> int:
+    """Check entries in ``seq`` order, wherever they are; returns the highest ``seq``.
 
     Each entry is checked against the stored hash of the entry with the
     previous ``seq`` (64 zeros for ``seq`` 1), so one edited entry is reported
@@ -456,7 +456,6 @@ def _check_links(
     """
     hashes: dict[int, list[str]] = {}
     waiting: dict[int, list[_Link]] = {}
-    count = 0
 
     def judge(link: _Link, previous: list[str]) -> None:
         what = f"{unit} {link.where} (seq {link.seq})"
@@ -476,7 +475,6 @@ def _check_links(
             )
 
     for link in links:
-        count += 1
         if link.seq == 1:
             judge(link, [GENESIS])
         elif link.seq - 1 in hashes:
@@ -500,7 +498,7 @@ def _check_links(
                     name, link.where, "missing", f"{unit} {link.where} (seq {link.seq}): {gone}"
                 )
             )
-    return count, present[-1] if present else 0
+    return present[-1] if present else 0
 
 
 def _array_items(data: bytes, entries: list[object]) -> list[bytes]:
@@ -569,7 +567,7 @@ def verify_array(path: Path, hasher: Hasher, report: VerifyReport, named: bool =
     report.files += 1
     report.lines += len(entries)
     # Oldest first: entries mostly follow their predecessor, so few wait.
-    _, last_seq = _check_links(name, reversed(links), hasher, problems, "entry")
+    last_seq = _check_links(name, reversed(links), hasher, problems, "entry")
     first = min(links, key=lambda link: link.seq)
     since = _entry_stamp(entries[first.where - 1])
     for position, stamp in plain:

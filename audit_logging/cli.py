@@ -47,7 +47,7 @@ from audit_logging.schema import (
     JOURNAL_FIELDS,
     WARNING_FIELDS,
 )
-from audit_logging.writers.csv import neutralise
+from audit_logging.writers.csv import cell
 
 __all__ = ["main"]
 
@@ -61,17 +61,6 @@ def _warn(message: str) -> None:
 
 
 # ---------------------------------------------------------------------- output helpers
-
-
-def _cell(value: Any) -> str:
-    """A CSV cell: JSON text for containers, formula-like text neutralised (OWASP)."""
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-    else:
-        text = str(value)
-    return neutralise(text)
 
 
 def _fields_for(kind: str) -> tuple[str, ...]:
@@ -249,7 +238,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
             if header is None:
                 header = ("kind", *_fields_for(entry.kind))
                 writer.writerow(header)
-            writer.writerow([entry.kind, *(_cell(entry.data.get(f)) for f in header[1:])])
+            writer.writerow([entry.kind, *(cell(entry.data.get(f)) for f in header[1:])])
     else:
         _print_table(
             [_table_row(e) for e in entries],
@@ -377,7 +366,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             writer = csv.writer(out)
             writer.writerow(fields)
             for entry in entries:
-                writer.writerow([_cell(entry.data.get(f)) for f in fields])
+                writer.writerow([cell(entry.data.get(f)) for f in fields])
         else:
             _write_json_array(out, entries)
     return 0

@@ -83,15 +83,7 @@ JOURNAL_CONTEXT_FIELDS: Final = (
     "seq",
 )
 #: The journal fields the caller supplies (the rest are ours): what redaction looks at.
-JOURNAL_USER_FIELDS: Final = (
-    "dataset",
-    "model",
-    "decision",
-    "reasoning",
-    "metrics_snapshot",
-    "message",
-    "exception",
-)
+JOURNAL_USER_FIELDS: Final = JOURNAL_FIELDS[2:] + JOURNAL_CONTEXT_FIELDS[:2]
 #: The fields of an action-audit entry (``audit_log.json`` / ``audit_log.csv``).
 ACTION_FIELDS: Final = ("timestamp", "action_type", "status", "details", "error")
 #: The fields of a persistent warning file.

@@ -67,6 +67,7 @@ __all__ = [
     "AuditCsvFormatter",
     "CsvHandler",
     "action_row",
+    "cell",
     "neutralise",
     "render_row",
     "restore_cell",
@@ -103,13 +104,12 @@ def restore_cell(cell: str) -> str:
     return cell
 
 
-def _text(value: Any) -> str:
+def cell(value: Any) -> str:
+    """``value`` as a cell: text as it is, anything else compact JSON, formulas neutralised."""
     value = to_jsonable(value)
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value
-    return dumps(value).decode("utf-8")
+    return neutralise(value if isinstance(value, str) else dumps(value).decode("utf-8"))
 
 
 def action_row(
@@ -117,13 +117,7 @@ def action_row(
 ) -> list[str]:
     """The five cells of ``record`` (``timestamp, action_type, status, details, error``)."""
     entry = action_entry(record, redactor)
-    return [
-        entry["timestamp"],
-        neutralise(_text(entry["action_type"])),
-        neutralise(_text(entry["status"])),
-        neutralise(dumps(entry["details"]).decode("utf-8")),
-        neutralise(_text(entry["error"])),
-    ]
+    return [entry["timestamp"], *(cell(entry[name]) for name in ACTION_FIELDS[1:])]
 
 
 class AuditCsvFormatter(logging.Formatter):
@@ -252,7 +246,7 @@ class CsvHandler(FileAuditWriter):
             elif size != self._end and os.pread(self._fd, 1, size - 1) != b"\n":
                 # A writer died mid-row: end that row (closing its open quote).
                 prefix = b'"\r\n' if _open_quote(self._fd, size) else b"\r\n"
-            chained = self._file_chained() if size else self.chain
+            chained = self._file_chained()
             if chained != self.chain and not self._mismatch_reported:
                 self._report_mismatch(record)
             rows = self._chain_rows(size, cells) if chained else b"\r\n".join(cells) + b"\r\n"

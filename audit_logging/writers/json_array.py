@@ -498,10 +498,6 @@ class JsonArrayHandler(FileAuditWriter):
         self._lock_fd = -1
         self._validated = False
         self._chain_state = b""  # the state's second line, as read by _front
-        # What we last saved there, to skip parsing it when nobody wrote since.
-        self._saved_chain_state = b""
-        self._saved_tail: tuple[int, bytes] | None = None
-        self._saved_at = (-1, -1)  # (inode, first entry's offset) when we saved it
 
     # ------------------------------------------------------------------ writing
 
@@ -558,18 +554,11 @@ class JsonArrayHandler(FileAuditWriter):
 
     def _chain_tail(self, front: int, size: int) -> tuple[int, bytes]:
         """``(seq, hash)`` of the last entry written: from the lock file's state, else a scan."""
-        line = self._chain_state
-        if (
-            self._saved_tail is not None
-            and line == self._saved_chain_state
-            and self._saved_at == (self._ino, front)
-        ):
-            return self._saved_tail  # ours, unchanged since our last batch
-        recorded = _chain_state(line, self._ino, front)
+        recorded = _chain_state(self._chain_state, self._ino, front)
         if recorded is not None:
             return recorded
         # Stale or missing: the one case where the file is read whole.
-        best = (0, GENESIS.encode("ascii"))
+        best = _EMPTY_CHAIN
         for match in _CHAIN_TAIL.finditer(b"".join(chunks(self._fd, 0, size))):
             seq = int(match[1])
             if seq > best[0]:
@@ -818,8 +807,6 @@ class JsonArrayHandler(FileAuditWriter):
         chain = b"%d %d %d %s\n" % (self._ino, front, tail[0], tail[1]) if tail else b"\n"
         chain = chain.ljust(_CHAIN_STATE_SIZE - 1) + b"\n"
         os.pwrite(self._lock_fd, state.ljust(_STATE_SIZE - 1) + b"\n" + chain, 0)
-        self._saved_chain_state, self._saved_tail = chain, tail
-        self._saved_at = (self._ino, front)
 
     # ------------------------------------------------------------------ lifecycle
 
