@@ -20,20 +20,19 @@ gcs_server = gcs_fixtures.gcs_server
 gcs_bucket = gcs_fixtures.gcs_bucket
 gcs_hermetic_env = gcs_fixtures.gcs_hermetic_env
 
-pytestmark = pytest.mark.usefixtures("gcs_hermetic_env")
+
+@pytest.fixture(autouse=True)
+def command_env(
+    gcs_hermetic_env: None, gcs_server: GcsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command talks to the emulator (no real credentials) and spools under this test."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
+    monkeypatch.setenv("AUDIT_LOG_CACHE", str(tmp_path / "cache"))
 
 
 @pytest.fixture
-def mirrored(
-    gcs_server: GcsServer,
-    gcs_bucket: Any,
-    tmp_path: Path,
-    logger: logging.Logger,
-    monkeypatch: pytest.MonkeyPatch,
-) -> str:
+def mirrored(gcs_bucket: Any, tmp_path: Path, logger: logging.Logger) -> str:
     """A journal of 30 lines written locally and mirrored to the bucket; its gs:// prefix."""
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
-    monkeypatch.setenv("AUDIT_LOG_CACHE", str(tmp_path / "cache"))
     directory = tmp_path / "logs"
     mirror = GcsSyncHandler(
         bucket=gcs_bucket.name, directory=directory, prefix="gpu-7/run-1", interval=3600
@@ -61,10 +60,7 @@ def test_summary_query_and_verify_read_the_bucket(
     assert "30 line(s): intact" in capsys.readouterr().err
 
 
-def test_a_missing_bucket_is_one_clear_line(
-    gcs_server: GcsServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
+def test_a_missing_bucket_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["summary", "gs://no-such-bucket-here/x"]) == 2
     err = capsys.readouterr().err.strip()
     assert (
@@ -73,17 +69,10 @@ def test_a_missing_bucket_is_one_clear_line(
 
 
 def test_verify_checks_the_action_log_in_the_bucket_too(
-    gcs_server: GcsServer,
-    gcs_bucket: Any,
-    tmp_path: Path,
-    logger: logging.Logger,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    gcs_bucket: Any, tmp_path: Path, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from audit_logging import JsonArrayHandler
 
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
-    monkeypatch.setenv("AUDIT_LOG_CACHE", str(tmp_path / "cache"))
     array = tmp_path / "audit_log.json"
     logger.addHandler(JsonArrayHandler(array))
     for i in range(3):
@@ -98,17 +87,10 @@ def test_verify_checks_the_action_log_in_the_bucket_too(
 
 
 def test_verify_chooses_the_bucket_s_files_as_it_chooses_a_folder_s(
-    gcs_server: GcsServer,
-    gcs_bucket: Any,
-    tmp_path: Path,
-    logger: logging.Logger,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    gcs_bucket: Any, tmp_path: Path, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from audit_logging import JsonArrayHandler
 
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
-    monkeypatch.setenv("AUDIT_LOG_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "run"
     logger.addHandler(JsonArrayHandler(folder / "audit_log.json"))
     logger.info("a", extra={"action_type": "train"})
