@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from audit_logging._group_commit import GroupCommit
 from audit_logging.config import parse_formats
 from audit_logging.reader import Sources, summarize
 from audit_logging.schema import ActionType
@@ -109,8 +109,8 @@ class AuditLogger:
         #: The formats written, in order (``()`` for ``none``).
         self.formats = resolve_formats(format)
         self.root_log_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
         self._handlers: list[AuditWriter] = []
+        self._commits = GroupCommit(self._write_batch)
         if "json" in self.formats:
             self._handlers.append(JsonArrayHandler(self.json_path))
         if "csv" in self.formats:
@@ -136,25 +136,32 @@ class AuditLogger:
         if not self._handlers:
             return
         failed = status == "failed"
-        record = logging.LogRecord(
-            _LOGGER_NAME,
-            logging.ERROR if failed else logging.INFO,
-            __file__,
-            0,
-            "%s %s",
-            (str(action_type), status),
-            None,
-        )
-        record.__dict__.update(
-            action_type=action_type,
-            status=status,
-            details=details,
-            error=error,
-            experiment=self.experiment_name,
-        )
-        with self._lock:
-            for handler in self._handlers:
-                handler.handle_batch([record])
+        fields = {
+            "action_type": action_type,
+            "status": status,
+            "details": details,
+            "error": error,
+            "experiment": self.experiment_name,
+        }
+
+        def make_record() -> logging.LogRecord:
+            record = logging.LogRecord(
+                _LOGGER_NAME,
+                logging.ERROR if failed else logging.INFO,
+                __file__,
+                0,
+                "%s %s",
+                (str(action_type), status),
+                None,
+            )
+            record.__dict__.update(fields)
+            return record
+
+        self._commits.submit(make_record)
+
+    def _write_batch(self, records: list[logging.LogRecord]) -> None:
+        for handler in self._handlers:
+            handler.handle_batch(records)
 
     def get_log_summary(self) -> dict[str, Any]:
         """``{"total_events", "by_action_type", "by_status"}`` counted from the file.
@@ -179,9 +186,11 @@ class AuditLogger:
 
     def close(self) -> None:
         """Close the files (the object may still log; they are reopened)."""
-        with self._lock:
-            for handler in self._handlers:
-                handler.close()
+        self._commits.run_alone(self._close_handlers)
+
+    def _close_handlers(self) -> None:
+        for handler in self._handlers:
+            handler.close()
 
     def __enter__(self) -> AuditLogger:
         return self

@@ -73,6 +73,12 @@ GROWTH = [
 PROCESSES = [("procs_1", "1 process"), ("procs_2", "2 processes"), ("procs_4", "4 processes")]
 TRAINING = [("overhead", "numpy loop, ~1 ms/step, TrainingRun.progress() per step")]
 VERIFY = [("verify", "audit-logging verify")]
+THREADS = [
+    (f"{impl}_{fmt}_{n}", f"{who}, {label}, {n} thread{'s' if n > 1 else ''}")
+    for impl, who in (("audit", "AuditLogger"), ("weightslab", "WeightsLab's design"))
+    for fmt, label in (("json", "json"), ("csv", "csv"), ("both", "json,csv"))
+    for n in (1, 2, 4, 8)
+]
 MEMORY = [
     ("rss", "10M records (200k in --quick), AuditQueueHandler -> JSONL (chain, redaction off)")
 ]
@@ -83,9 +89,12 @@ FAMILIES: dict[str, list[tuple[str, str]]] = {
     "processes": PROCESSES,
     "training": TRAINING,
     "verify": VERIFY,
+    "threads": THREADS,
     "memory": MEMORY,
 }
-QUICK_SKIP = {("growth", "array_100k")}
+QUICK_SKIP = {("growth", "array_100k")} | {
+    ("threads", case) for case, _ in THREADS if case.endswith(("_2", "_4"))
+}
 ENV = {("caller", "audit_jsonl_stdlib_json"): {"BENCH_NO_ORJSON": "1"}}
 TIMEOUT = {"memory": 900.0}
 #: Scratch bytes a family's child writes, for those that may need a RAM-backed folder.
@@ -382,6 +391,19 @@ def report(results: dict[tuple[str, str], Result]) -> tuple[str, list[dict[str, 
     out.append("\n### 4-6. Training overhead, memory, verify\n")
     out.append(_table(["scenario", "median (min-max)"], rows))
 
+    rows = []
+    for case, label in THREADS:
+        r = results[("threads", case)]
+        rows.append(
+            [
+                label,
+                _status(r) or _range(r, "us_per_event", 1, 0),
+                "" if _status(r) else _range(r, "events_per_s", 1, 0),
+            ]
+        )
+    out.append("\n### 7. Action audit from threads (each event in the file when log_event returns)\n")
+    out.append(_table(["logger, format, threads", "us per event (min-max)", "events/s"], rows))
+
     notes = [f"- {r.label}: {n}" for r in results.values() for n in r.notes]
     if notes:
         out.append("\nNotes:\n" + "\n".join(notes))
@@ -515,6 +537,20 @@ def evaluate(results: dict[tuple[str, str], Result]) -> list[dict[str, Any]]:
             + (f" (probe raised {probe_issues:.0f} issues)" if probe_issues else ""),
         )
     )
+    for fmt, label in (("json", "json"), ("csv", "csv"), ("both", "json,csv")):
+        one, eight = (
+            med("threads", f"audit_{fmt}_1", "us_per_event"),
+            med("threads", f"audit_{fmt}_8", "us_per_event"),
+        )
+        r = eight / one if one and eight else None
+        out.append(
+            check(
+                f"AuditLogger {label}: 8 threads cost no more per event than 1",
+                r,
+                r is not None and r <= 1.0,
+                f"{eight:.0f} vs {one:.0f} us ({r:.2f}x)" if r else "",
+            )
+        )
     rss = med("memory", "rss", "peak_rss_mb")
     out.append(
         check(
