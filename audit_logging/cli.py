@@ -29,7 +29,6 @@ import argparse
 import csv
 import io
 import json
-import logging
 import os
 import sys
 import time
@@ -434,61 +433,9 @@ def _cmd_warnings(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- demo
 
 
-def run_demo(out: Path) -> dict[str, object]:
-    """Run the demo training with the default configuration under ``out``; say what was written."""
-    from audit_logging.config import DEFAULT_FORMATS, configure
-    from audit_logging.training import run_demo_training
-
-    out.mkdir(parents=True, exist_ok=True)
-    handler = configure(root_dir=out, formats=DEFAULT_FORMATS, level="INFO", logger="audit_demo")
-    assert handler is not None
-    try:
-        ui = logging.getLogger("audit_demo.ui")
-        # What an experiment UI would record around the run (seed 001's actions).
-        ui.info(
-            "tag",
-            extra={
-                "action_type": "tag_add",
-                "details": {"tag_name": "holdout", "samples_affected": 120},
-            },
-        )
-        run_demo_training(logging.getLogger("audit_demo.trainer"), out / "artifacts")
-        ui.info("evaluate", extra={"action_type": "evaluation_start", "details": {"split": "val"}})
-        ui.warning(
-            "restore",
-            extra={
-                "action_type": "checkpoint_restore",
-                "status": "failed",
-                "details": {"checkpoint_id": "ckpt_001"},
-                "error": "Checkpoint file not found",
-            },
-        )
-    finally:
-        handler.close()
-        logging.getLogger("audit_demo").removeHandler(handler)
-    return _describe(out)
-
-
-def _describe(out: Path) -> dict[str, object]:
-    files: dict[str, object] = {}
-    for path in sorted(p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        rel = str(path.relative_to(out))
-        if path.suffix == ".jsonl":
-            events: Counter[str] = Counter()
-            issues: list[str] = []
-            with path.open(encoding="utf-8") as fh:
-                for line in fh:
-                    record = json.loads(line)
-                    events[record["event"]] += 1
-                    if record["event"] == "ISSUE_DETECTED":
-                        issues.append(f"{record['decision']}: {record['reasoning']}")
-            files[rel] = {"lines": sum(events.values()), "events": dict(events), "issues": issues}
-        else:
-            files[rel] = {"bytes": path.stat().st_size}
-    return files
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from audit_logging.demo import run_demo
+
     out = Path(args.out)
     files = run_demo(out)
     print(f"Demo training run logged under {out.resolve()}")

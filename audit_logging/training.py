@@ -27,32 +27,40 @@ What is written, and why it is built this way:
   child of ``audit_logging``, so it propagates to the root logger that
   :func:`audit_logging.configure` sets up, and can be routed or silenced by name.
 * Entering logs TRAINING_STARTED with the session id, host, pid and, when
-  readable, the git commit and whether the working tree is dirty. The commit
-  is read with :func:`audit_logging.probes.git.check_git`, imported lazily
-  (without the probe or gitpython the commit is simply ``null``). That probe
-  logs a ``dirty_git`` warning for a dirty tree; TrainingRun hands it a
-  private silent logger unless ``warn_dirty_git=True``, because whether a
-  dirty tree deserves a persistent warning file is the application's choice
-  (it calls ``check_git`` itself, usually once per process), not a side
-  effect of starting a run. The dirty flag is still in the journal line.
-* Leaving: normally, TRAINING_COMPLETED with the last metrics and the
-  duration (nothing more after an explicit :meth:`TrainingRun.stop`, whose
-  TRAINING_STOPPED line ends the run); on an exception, TRAINING_FAILED
-  (type and message in ``reasoning``, traceback in ``exception``) plus a
-  ``training_failed`` warning, then the exception propagates; on
-  ``KeyboardInterrupt``, TRAINING_STOPPED plus a ``training_interrupted``
-  warning, then it propagates.
+  readable, the git commit and whether the working tree is dirty (read with
+  :func:`audit_logging.probes.git.check_git`, which ignores the output folders
+  of the configured writers). The probe's ``dirty_git`` warning is written
+  only with ``warn_dirty_git=True``: whether a dirty tree deserves a
+  persistent warning file is the application's choice (it calls
+  ``check_git`` itself, usually once per process). The dirty flag is still in
+  the journal line.
+* Every ending writes exactly one closing line with the reason, the last
+  metrics, the duration and ``ending`` in ``metrics_snapshot``:
+  ``completed`` and ``early_stopped`` (TRAINING_COMPLETED), ``failed``
+  (TRAINING_FAILED, traceback in ``exception``, plus a ``training_failed``
+  warning; the exception propagates), ``interrupted`` (Ctrl-C:
+  TRAINING_STOPPED plus a ``training_interrupted`` warning), ``terminated``
+  (SIGTERM while :func:`audit_logging.install_hooks` is installed:
+  TRAINING_STOPPED, the hook writes the warning), ``stopped``
+  (:meth:`TrainingRun.stop`) and ``exited`` (``SystemExit``). Whether
+  :attr:`~TrainingRun.should_stop` was acted on is decided from what the run
+  can see: no :meth:`~TrainingRun.progress` call after it became true, then
+  the run closed; the line says what was seen.
 * :meth:`TrainingRun.progress` feeds every call to an
-  :class:`~audit_logging.detect.IssueDetector` and writes a TRAINING_PROGRESS
-  line only every ``progress_every`` calls (default 100) or when
-  ``progress_seconds`` (default 30) have passed since the last line,
-  whichever comes first, and always when an issue starts (followed by its
-  ISSUE_DETECTED line). For a 100k-step run that is about 1000 lines, and a
-  slow run still shows a heartbeat twice a minute. A call that writes no line
-  costs a few microseconds (see the README for measured numbers).
-* Files given to :meth:`~TrainingRun.dataset` and :meth:`~TrainingRun.saved`
-  are streamed in 1 MiB chunks (the CSV through :mod:`csv` over the same
-  hashing stream, so a file is read once), never loaded whole.
+  :class:`~audit_logging.detect.IssueDetector`. A TRAINING_PROGRESS line is
+  written for every call carrying a validation metric (a name starting with
+  ``val_``, or listed in ``validation_metrics``): evaluations are rare and are
+  what an auditor checks. Training-only calls write a line every
+  ``progress_every`` calls (default 100) or when ``progress_seconds`` (default
+  30) have passed since the last line, and always when an issue is logged.
+  The calls in between are not lost: the next line (and the closing line)
+  carries their summary, see :meth:`TrainingRun.progress`. A call that writes
+  no line costs a few microseconds (see the README for measured numbers).
+* The same kind of issue is logged again only once its episode ended (see
+  :mod:`audit_logging.detect`: hysteresis) *and* at least ``progress_every``
+  progress calls after its previous line; episodes that start sooner are
+  counted, and the count is in the closing line (``issues_detected`` /
+  ``issues_logged``).
 * Nothing is invented: each number written is a value the caller passed, a
   count or size of what was read, a clock reading, or a named result of those.
 * Logging must not stop training: failures to read a file are reported in the
@@ -62,30 +70,28 @@ What is written, and why it is built this way:
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import logging
 import math
 import os
-import random
 import time
 import types
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from audit_logging import hooks, schema
-from audit_logging.detect import Issue, IssueDetector, fmt, metric_mode
+from audit_logging.detect import Issue, IssueDetector, fmt
+from audit_logging.detect_common import FLAGGED
 from audit_logging.probes.git import check_git
+from audit_logging.training_events import RunEvents, describe_error
+from audit_logging.training_files import DatasetInfo, file_sha256, scan_csv
+from audit_logging.training_summary import Summary
 
-__all__ = ["DatasetInfo", "TrainingRun", "run_demo_training"]
+__all__ = ["DatasetInfo", "TrainingRun", "file_sha256", "scan_csv"]
 
 _LOGGER_NAME = "audit_logging.training"
-_CHUNK = 1024 * 1024
 _NO_ISSUES: tuple[Issue, ...] = ()
+_EARLY_STOP = "Early stopping triggered"
 
 _FAILED_RECOMMENDATION = (
     "Read the TRAINING_FAILED journal line (exception and traceback), fix the cause "
@@ -97,92 +103,13 @@ _INTERRUPTED_RECOMMENDATION = (
 )
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What :meth:`TrainingRun.dataset` read from a CSV file."""
+def __getattr__(name: str) -> Any:
+    # The demo sits above this module (audit_logging.demo); kept importable from here.
+    if name == "run_demo_training":
+        from audit_logging.demo import run_demo_training
 
-    path: str
-    size_bytes: int
-    sha256: str
-    rows: int | None
-    columns: int | None
-    ragged_rows: int | None
-    error: str | None = None
-
-
-class _HashingRaw(io.RawIOBase):
-    """A raw stream that hashes and counts the bytes read through it."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n: int = self._raw.readinto(buffer)  # type: ignore[attr-defined]
-        if n:
-            self.digest.update(memoryview(buffer)[:n])
-            self.size += n
-        return n
-
-
-def file_sha256(path: str | os.PathLike[str]) -> tuple[int, str]:
-    """(size in bytes, SHA-256 hex) of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(buffer):
-            digest.update(view[:n])
-            size += n
-    return size, digest.hexdigest()
-
-
-def scan_csv(path: str | os.PathLike[str], encoding: str = "utf-8-sig") -> DatasetInfo:
-    """Rows, columns, size and SHA-256 of a CSV file, in one streaming pass.
-
-    ``rows`` excludes the header and blank lines; ``ragged_rows`` counts rows
-    whose number of fields differs from the header's. A file that the
-    :mod:`csv` module cannot parse still gets its size and hash, with the
-    parse error in ``error``. Raises ``OSError`` when the file cannot be read.
-    """
-    with open(path, "rb", buffering=0) as raw:
-        hashing = _HashingRaw(raw)
-        buffered = io.BufferedReader(hashing, _CHUNK)
-        text = io.TextIOWrapper(buffered, encoding=encoding, errors="replace", newline="")
-        rows = columns = ragged = 0
-        error: str | None = None
-        try:
-            reader = csv.reader(text)
-            header = next(reader, None)
-            columns = len(header) if header is not None else 0
-            for row in reader:
-                if not row:
-                    continue
-                rows += 1
-                if len(row) != columns:
-                    ragged += 1
-        except (csv.Error, UnicodeError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        # Hash whatever the parser did not consume (all of it after a parse error).
-        while buffered.read(_CHUNK):
-            pass
-        text.detach()
-    if error is not None:
-        return DatasetInfo(
-            os.fspath(path), hashing.size, hashing.digest.hexdigest(), None, None, None, error
-        )
-    return DatasetInfo(
-        os.fspath(path), hashing.size, hashing.digest.hexdigest(), rows, columns, ragged
-    )
-
-
-def _describe_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {schema.safe_str(exc)}"
+        return run_demo_training
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _git_facts(path: str | os.PathLike[str], warn_logger: logging.Logger | None) -> dict[str, Any]:
@@ -194,7 +121,7 @@ def _git_facts(path: str | os.PathLike[str], warn_logger: logging.Logger | None)
     return {"git_commit": status.commit, "git_branch": status.branch, "git_dirty": status.dirty}
 
 
-class TrainingRun:
+class TrainingRun(RunEvents):
     """A context manager logging the journal events of one training run.
 
     Parameters:
@@ -205,9 +132,14 @@ class TrainingRun:
     ``dataset``, ``model``
         names written in the ``dataset`` and ``model`` field of every line.
     ``progress_every``, ``progress_seconds``
-        a TRAINING_PROGRESS line is written every ``progress_every`` calls of
-        :meth:`progress` or when ``progress_seconds`` have passed since the
-        last one, whichever comes first (the first call always writes one).
+        a TRAINING_PROGRESS line of a training-only call is written every
+        ``progress_every`` calls of :meth:`progress` or when
+        ``progress_seconds`` have passed since the last line, whichever comes
+        first (the first call always writes one); a call carrying a validation
+        metric always writes one.
+    ``validation_metrics``
+        names of metrics computed on held-out data besides the ``val_*`` ones
+        (``eval_loss``, ``test_auc``, ...).
     ``detector``
         an :class:`~audit_logging.detect.IssueDetector`, a dict of its
         parameters, ``None`` for the defaults, or ``False`` for no detection.
@@ -231,6 +163,7 @@ class TrainingRun:
         *,
         progress_every: int = 100,
         progress_seconds: float = 30.0,
+        validation_metrics: Iterable[str] = (),
         detector: IssueDetector | Mapping[str, Any] | bool | None = None,
         stop_on: Iterable[str] = ("plateau",),
         git: str | os.PathLike[str] | None = ".",
@@ -246,6 +179,7 @@ class TrainingRun:
         self.model = model
         self.progress_every = progress_every
         self.progress_seconds = progress_seconds
+        self.validation_metrics = frozenset(validation_metrics)
         if detector is None or detector is True:
             detector = IssueDetector()
         elif isinstance(detector, Mapping):
@@ -256,21 +190,29 @@ class TrainingRun:
         self.warn_dirty_git = warn_dirty_git
         self._clock = clock
         self.should_stop = False
-        #: The issues reported so far (the most recent 100) and a count per kind.
+        #: The issues detected so far (the most recent 100), and per kind the
+        #: episodes detected and the ones logged (at most one line per
+        #: ``progress_every`` progress calls and kind).
         self.issues: deque[Issue] = deque(maxlen=100)
         self.issue_counts: Counter[str] = Counter()
+        self.issues_logged: Counter[str] = Counter()
+        self._issue_call: dict[str, int] = {}
         #: The issue that set :attr:`should_stop` first (kept: :attr:`issues` keeps the last 100).
         self.stopped_by: Issue | None = None
         self.stop_reason: str | None = None
+        self._stop_call: int | None = None  # the progress call count when should_stop was set
         self.git_commit: str | None = None
         self.last_step: Any = None
         self.last_metrics: Mapping[str, Any] = {}
         self.calls = 0
+        #: How the run ended (``None`` while it runs); see the module docstring.
+        self.ending: str | None = None
         self._next_step: Any = 0
         self._since_line = progress_every  # so that the first call writes a line
         self._last_line = -math.inf
+        self._pending = Summary()
+        self._validation_keys: dict[tuple[str, ...], bool] = {}
         self._started: float | None = None
-        self._ended = False
 
     # ------------------------------------------------------------------ helpers
 
@@ -306,11 +248,18 @@ class TrainingRun:
         """Seconds since the run was entered (``None`` before)."""
         return None if self._started is None else self._clock() - self._started
 
-    def _run_facts(self) -> dict[str, Any]:
+    def _run_facts(self, ending: str) -> dict[str, Any]:
         facts: dict[str, Any] = dict(self.last_metrics)
         facts["step"] = self.last_step
         facts["progress_calls"] = self.calls
         facts["duration_seconds"] = self.duration
+        facts["ending"] = ending
+        if self.issue_counts:
+            facts["issues_detected"] = dict(self.issue_counts)
+            facts["issues_logged"] = dict(self.issues_logged)
+        summary = self._pending.take()
+        if summary is not None:
+            facts["since_last_line"] = summary
         return facts
 
     def _warn(
@@ -377,6 +326,7 @@ class TrainingRun:
             reasoning=", ".join(parts) + ".",
             metrics=facts,
         )
+        hooks.track_run(self)  # so that a SIGTERM closes it (install_hooks)
 
     def __exit__(
         self,
@@ -389,118 +339,162 @@ class TrainingRun:
         except Exception:  # never replace the training's own outcome
             logging.getLogger(_LOGGER_NAME).debug("TrainingRun exit logging failed", exc_info=True)
 
-    def _finish(self, exc: BaseException | None) -> None:
-        if self._ended and exc is None:
-            return
-        self._ended = True
-        where = (
+    def _where(self) -> str:
+        return (
             f"at step {self.last_step} after {self.calls} progress calls and {fmt(self.duration)} s"
         )
+
+    def _close(
+        self,
+        ending: str,
+        level: int,
+        message: str,
+        event: schema.Event,
+        decision: str | None,
+        reasoning: str,
+        exc: BaseException | None = None,
+    ) -> bool:
+        """Write the one closing line of the run; ``False`` if it was already written."""
+        if self.ending is not None:
+            return False
+        self.ending = ending
+        hooks.untrack_run(self)
+        failed = event is schema.Event.TRAINING_FAILED
+        self._log(
+            level,
+            message,
+            event.value,
+            decision,
+            reasoning,
+            self._run_facts(ending),
+            exc_info=exc if failed else None,
+        )
+        return True
+
+    def _finish(self, exc: BaseException | None) -> None:
+        where = self._where()
         model = self.model or "the model"
-        # The journal line (level, message, event, decision, reasoning) and the warning, if any.
-        warning: tuple[int, str, str, str] | None = None
+        Event = schema.Event
         if exc is None:
             first = self.stopped_by
-            reasoning = f"Finished normally {where}."
-            if first is not None:
-                reasoning += (
-                    f" Stopped early on the {first.kind} detected at step {first.step}: "
-                    f"{first.reasoning}"
+            if first is not None and self._stop_call == self.calls:
+                self._close(
+                    "early_stopped",
+                    logging.INFO,
+                    "Training stopped early",
+                    Event.TRAINING_COMPLETED,
+                    _EARLY_STOP,
+                    f"Stopped early on the {first.kind} detected at step {first.step}: no "
+                    f"progress call followed it ({self.calls} progress calls, "
+                    f"{fmt(self.duration)} s). {first.reasoning}",
                 )
-            line = (
-                logging.INFO,
-                "Training completed",
-                schema.Event.TRAINING_COMPLETED.value,
-                "Early stopping triggered" if first is not None else None,
-                reasoning,
-            )
+            elif self._stop_call is not None:
+                cause = f"the {first.kind} detected at step {first.step}" if first else "it"
+                self._close(
+                    "completed",
+                    logging.INFO,
+                    "Training completed",
+                    Event.TRAINING_COMPLETED,
+                    None,
+                    f"Finished {where}; should_stop was set by {cause} and not acted on: "
+                    f"{self.calls - self._stop_call} progress calls followed it.",
+                )
+            else:
+                self._close(
+                    "completed",
+                    logging.INFO,
+                    "Training completed",
+                    Event.TRAINING_COMPLETED,
+                    None,
+                    f"Finished normally {where}.",
+                )
         elif isinstance(exc, KeyboardInterrupt):
-            line = (
+            if self._close(
+                "interrupted",
                 logging.WARNING,
                 "Training interrupted",
-                schema.Event.TRAINING_STOPPED.value,
+                Event.TRAINING_STOPPED,
                 "Training stopped",
                 f"Interrupted by the user (KeyboardInterrupt) {where}.",
-            )
-            warning = (
-                logging.WARNING,
-                schema.WarningType.TRAINING_INTERRUPTED.value,
-                f"Training of {model} was interrupted {where}",
-                _INTERRUPTED_RECOMMENDATION,
-            )
+            ):
+                self._warn(
+                    logging.WARNING,
+                    schema.WarningType.TRAINING_INTERRUPTED.value,
+                    f"Training of {model} was interrupted {where}",
+                    _INTERRUPTED_RECOMMENDATION,
+                    exc,
+                )
         elif not isinstance(exc, Exception):  # SystemExit, GeneratorExit: a stop, not a failure
-            line = (
+            self._close(
+                "exited",
                 logging.WARNING,
                 "Training stopped",
-                schema.Event.TRAINING_STOPPED.value,
+                Event.TRAINING_STOPPED,
                 "Training stopped",
-                f"{_describe_error(exc)} {where}.",
+                f"{describe_error(exc)} {where}.",
             )
         else:
-            line = (
+            # After stop() the closing line is written: the failure is still a warning file.
+            self._close(
+                "failed",
                 logging.ERROR,
                 "Training failed",
-                schema.Event.TRAINING_FAILED.value,
+                Event.TRAINING_FAILED,
                 "Training aborted",
-                f"{_describe_error(exc)} raised {where}.",
+                f"{describe_error(exc)} raised {where}.",
+                exc,
             )
-            warning = (
+            self._warn(
                 logging.ERROR,
                 schema.WarningType.TRAINING_FAILED.value,
-                f"Training of {model} failed: {_describe_error(exc)}",
+                f"Training of {model} failed: {describe_error(exc)}",
                 _FAILED_RECOMMENDATION,
+                exc,
             )
-        failed = line[2] == schema.Event.TRAINING_FAILED.value
-        self._log(*line, metrics=self._run_facts(), exc_info=exc if failed else None)
-        if warning is not None and exc is not None:
-            self._warn(*warning, exc)
 
-    # ------------------------------------------------------------------ events
-
-    def decide(
-        self,
-        event: str | schema.Event,
-        decision: str,
-        *,
-        reasoning: str,
-        metrics: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Log a decision (ALGORITHM_SELECTED, DATASET_PREPROCESSED, ...) with its reasoning."""
-        name = event.value if isinstance(event, schema.Event) else event
-        snapshot = dict(metrics) if metrics is not None else None  # the caller may reuse it
-        self._log(logging.INFO, decision, name, decision, reasoning, snapshot)
-
-    def hyperparameters(self, params: Mapping[str, Any], defaults_used: Iterable[str] = ()) -> None:
-        """Log HYPERPARAMETERS_SET; ``defaults_used`` names the ones left at their defaults."""
-        params = dict(params)
-        defaults = list(defaults_used)
-        explicit = [k for k in params if k not in defaults]
-        parts = []
-        if explicit:
-            parts.append("set explicitly: " + ", ".join(f"{k}={params[k]!r}" for k in explicit))
-        if defaults:
-            parts.append(
-                "defaults used: "
-                + ", ".join(
-                    f"{k}={params[k]!r}" if k in params else f"{k} (value not given)"
-                    for k in defaults
-                )
-            )
-        self._log(
-            logging.INFO,
-            "Hyperparameters set",
-            schema.Event.HYPERPARAMETERS_SET.value,
-            "Defaults applied" if defaults else "Hyperparameters set",
-            (f"{len(params)} hyperparameters; " + "; ".join(parts) + ".") if parts else None,
-            {"hyperparameters": params, "defaults_used": defaults},
+    def close_on_signal(self, name: str) -> None:
+        """Write the closing line of a run ended by signal ``name`` (called by the SIGTERM hook)."""
+        self._close(
+            "terminated",
+            logging.WARNING,
+            "Training terminated",
+            schema.Event.TRAINING_STOPPED,
+            "Training stopped",
+            f"Terminated by {name} {self._where()}.",
         )
+
+    def stop(self, reason: str) -> None:
+        """Log TRAINING_STOPPED with ``reason``; the run ends there (no TRAINING_COMPLETED).
+
+        Only the first closing line counts: after it, ``stop`` writes nothing.
+        """
+        self.should_stop = True
+        if self.ending is None:
+            self.stop_reason = reason
+        self._close(
+            "stopped",
+            logging.INFO,
+            "Training stopped",
+            schema.Event.TRAINING_STOPPED,
+            "Training stopped",
+            reason,
+        )
+
+    # ------------------------------------------------------------------ progress
 
     def progress(self, step: Any = None, **metrics: Any) -> Sequence[Issue]:
         """Record the metrics of one step; return the issues that start at this step.
 
-        Every call is seen by the detector; a TRAINING_PROGRESS line is written
-        only as ``progress_every`` / ``progress_seconds`` allow, or when an
-        issue starts. ``step`` defaults to the previous step + 1 (from 0).
+        Every call is seen by the detector. A TRAINING_PROGRESS line is written
+        when the call carries a validation metric, when an issue is logged, and
+        otherwise as ``progress_every`` / ``progress_seconds`` allow. Its
+        ``metrics_snapshot`` holds ``step`` and this call's metrics as given;
+        when calls wrote no line since the previous one, it also holds
+        ``since_last_line``: ``{"calls", "first_step", "last_step",
+        "metrics": {name: {"count", "min", "max", "mean", "last"}}}`` over
+        those calls (``count``, ``min``, ``max``, ``mean`` over the finite
+        numbers; ``last`` the last value as given). ``step`` defaults to the
+        previous step + 1 (from 0).
         """
         if step is None:
             step = self._next_step
@@ -514,13 +508,46 @@ class TrainingRun:
         detector = self.detector
         issues = detector.update(metrics, step) if detector is not None else _NO_ISSUES
         self._since_line += 1
-        if issues or self._since_line >= self.progress_every:
-            self._write_progress(step, metrics, issues, self._clock())
-        elif self.progress_seconds != math.inf:
-            now = self._clock()
-            if now - self._last_line >= self.progress_seconds:
-                self._write_progress(step, metrics, issues, now)
+        keys = tuple(metrics)
+        validation = self._validation_keys.get(keys)
+        if validation is None:
+            validation = self._validation_keys[keys] = any(
+                k.startswith("val_") or k in self.validation_metrics for k in keys
+            )
+        logged = self._admit(issues) if issues else _NO_ISSUES
+        if logged or validation or self._since_line >= self.progress_every:
+            self._write_progress(step, metrics, logged, self._clock())
+        elif self.progress_seconds != math.inf and (
+            (now := self._clock()) - self._last_line >= self.progress_seconds
+        ):
+            self._write_progress(step, metrics, logged, now)
+        else:
+            self._pending.add(step, metrics)
         return issues
+
+    def _admit(self, issues: Sequence[Issue]) -> Sequence[Issue]:
+        """The issues to log now: at most one line per kind every ``progress_every`` calls."""
+        logged = []
+        for issue in issues:
+            last = self._issue_call.get(issue.kind)
+            self._account(issue)
+            if last is None or self.calls - last >= self.progress_every:
+                self._issue_call[issue.kind] = self.calls
+                logged.append(issue)
+        return logged
+
+    def _account(self, issue: Issue) -> bool:
+        """Count ``issue``; set :attr:`should_stop` if it stops; ``True`` when it does."""
+        self.issues.append(issue)
+        self.issue_counts[issue.kind] += 1
+        stops = issue.kind in self.stop_on or any(k in self.stop_on for k in issue.also_matched)
+        if stops:
+            if not self.should_stop:
+                self._stop_call = self.calls
+            self.should_stop = True
+            if self.stopped_by is None:
+                self.stopped_by = issue
+        return stops
 
     def _write_progress(
         self, step: Any, metrics: Mapping[str, Any], issues: Sequence[Issue], now: float
@@ -528,6 +555,9 @@ class TrainingRun:
         self._since_line = 0
         self._last_line = now
         snapshot = {"step": step, **metrics}
+        summary = self._pending.take()
+        if summary is not None:
+            snapshot["since_last_line"] = summary
         self._log(
             logging.INFO,
             "Training progress at step %s",  # merged on the listener, not in the training loop
@@ -536,310 +566,21 @@ class TrainingRun:
             args=(step,),
         )
         for issue in issues:
-            self.report(issue)
+            self._write_issue(issue)
 
     def report(self, issue: Issue) -> None:
         """Log ISSUE_DETECTED for ``issue`` (called by :meth:`progress`; usable on its own)."""
-        stops = issue.kind in self.stop_on
-        decision = "Early stopping triggered" if stops else issue.decision
-        if stops:
-            self.should_stop = True
-            if self.stopped_by is None:
-                self.stopped_by = issue
-        self.issues.append(issue)
-        self.issue_counts[issue.kind] += 1
+        self._account(issue)
+        self._write_issue(issue)
+
+    def _write_issue(self, issue: Issue) -> None:
+        stops = issue.kind in self.stop_on or any(k in self.stop_on for k in issue.also_matched)
+        self.issues_logged[issue.kind] += 1
         self._log(
             logging.WARNING,
             f"Issue detected: {issue.kind} at step {issue.step}",
             schema.Event.ISSUE_DETECTED.value,
-            decision,
+            _EARLY_STOP if stops else FLAGGED,
             f"{issue.reasoning} Probable cause: {issue.probable_cause}.",
             issue.snapshot(),
         )
-
-    def stop(self, reason: str) -> None:
-        """Log TRAINING_STOPPED with ``reason``; the run ends there (no TRAINING_COMPLETED)."""
-        self.should_stop = True
-        self.stop_reason = reason
-        self._ended = True
-        self._log(
-            logging.INFO,
-            "Training stopped",
-            schema.Event.TRAINING_STOPPED.value,
-            "Training stopped",
-            reason,
-            self._run_facts(),
-        )
-
-    def evaluated(
-        self,
-        *,
-        decision: str = "Performance assessment completed",
-        reasoning: str | None = None,
-        **metrics: Any,
-    ) -> None:
-        """Log MODEL_EVALUATED with the metrics as given."""
-        if reasoning is None and metrics:
-            reasoning = "Metrics computed by the training code: " + ", ".join(
-                f"{k} {fmt(v)}" for k, v in metrics.items()
-            )
-            reasoning += "."
-        self._log(
-            logging.INFO,
-            "Model evaluated",
-            schema.Event.MODEL_EVALUATED.value,
-            decision,
-            reasoning,
-            metrics,
-        )
-
-    def saved(self, path: str | os.PathLike[str]) -> tuple[int, str] | None:
-        """Log MODEL_SAVED with the file's size and SHA-256; return them, ``None`` if unreadable."""
-        where = os.fspath(path)
-        try:
-            size, digest = file_sha256(where)
-        except OSError as exc:
-            self._log(
-                logging.WARNING,
-                "Saved model could not be read",
-                schema.Event.MODEL_SAVED.value,
-                None,
-                f"{where} could not be read to record its size and hash: {_describe_error(exc)}.",
-                {"path": where},
-            )
-            return None
-        self._log(
-            logging.INFO,
-            "Model saved",
-            schema.Event.MODEL_SAVED.value,
-            "Model persisted",
-            f"Saved to {where}: {size} bytes, SHA-256 {digest}.",
-            {"path": where, "size_bytes": size, "sha256": digest},
-        )
-        return size, digest
-
-    def dataset(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        event: str | schema.Event = schema.Event.DATASET_UPLOADED,
-        encoding: str = "utf-8-sig",
-    ) -> DatasetInfo | None:
-        """Read a CSV once; log ``event`` (size, SHA-256) and DATASET_VALIDATED (rows, columns).
-
-        The run's ``dataset`` name becomes the file's name when none was given.
-        Returns what was read, or ``None`` when the file could not be read.
-        """
-        where = os.fspath(path)
-        name = event.value if isinstance(event, schema.Event) else event
-        if self.dataset_name is None:
-            self.dataset_name = os.path.basename(where)
-        try:
-            info = scan_csv(where, encoding)
-        except OSError as exc:
-            self._log(
-                logging.WARNING,
-                "Dataset could not be read",
-                name,
-                None,
-                f"{where} could not be read: {_describe_error(exc)}.",
-                {"path": where},
-            )
-            return None
-        self._log(
-            logging.INFO,
-            "Dataset received",
-            name,
-            "Dataset registered",
-            f"{where}: {info.size_bytes} bytes, SHA-256 {info.sha256}.",
-            {"path": where, "size_bytes": info.size_bytes, "sha256": info.sha256},
-        )
-        snapshot = {
-            "path": where,
-            "rows": info.rows,
-            "columns": info.columns,
-            "ragged_rows": info.ragged_rows,
-            "size_bytes": info.size_bytes,
-            "sha256": info.sha256,
-        }
-        if info.error is not None:
-            decision = "Validation failed"
-            reasoning = f"The file is not readable as CSV: {info.error}."
-            level = logging.WARNING
-        elif info.ragged_rows:
-            decision = "Validation found problems"
-            reasoning = (
-                f"{info.ragged_rows} of {info.rows} rows do not have the header's "
-                f"{info.columns} columns."
-            )
-            level = logging.WARNING
-        elif not info.rows:
-            decision = "Validation found problems"
-            reasoning = f"No data rows (header with {info.columns} columns only)."
-            level = logging.WARNING
-        else:
-            decision = "Validation passed"
-            reasoning = f"{info.rows} rows, each with the header's {info.columns} columns."
-            level = logging.INFO
-        self._log(
-            level,
-            "Dataset validated",
-            schema.Event.DATASET_VALIDATED.value,
-            decision,
-            reasoning,
-            snapshot,
-        )
-        return info
-
-    def compare(
-        self,
-        a: Mapping[str, Any],
-        b: Mapping[str, Any],
-        metric: str,
-        *,
-        mode: str | None = None,
-    ) -> str | None:
-        """Log MODEL_COMPARED between two models' metric dicts; return the better one's name.
-
-        Each dict holds the model's metrics and its name under ``"model"`` (or
-        ``"name"``; else ``"a"`` / ``"b"``). ``mode`` (``"max"``/``"min"``)
-        defaults from the metric's name (:func:`~audit_logging.detect.metric_mode`).
-        On a tie the first model is kept. ``None`` when a value is missing.
-        """
-        name_a = str(a.get("model", a.get("name", "a")))
-        name_b = str(b.get("model", b.get("name", "b")))
-        direction = mode or metric_mode(metric)
-        va, vb = a.get(metric), b.get(metric)
-        snapshot: dict[str, Any] = {"metric": metric, "a": dict(a), "b": dict(b)}
-        numeric = all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            for v in (va, vb)
-        )
-        if not numeric:
-            self._log(
-                logging.WARNING,
-                "Models could not be compared",
-                schema.Event.MODEL_COMPARED.value,
-                None,
-                f"{metric} is not a finite number for both models "
-                f"({name_a}: {va!r}, {name_b}: {vb!r}).",
-                snapshot,
-            )
-            return None
-        assert isinstance(va, (int, float)) and isinstance(vb, (int, float))
-        difference = va - vb
-        snapshot["difference"] = difference
-        snapshot["formulas"] = {"difference": f"a.{metric} - b.{metric}"}
-        better_a = difference >= 0 if direction == "max" else difference <= 0
-        winner, loser = (name_a, name_b) if better_a else (name_b, name_a)
-        sense = "higher" if direction == "max" else "lower"
-        if difference == 0:
-            reasoning = f"{name_a} and {name_b} have the same {metric} {fmt(va)}; kept the first."
-        else:
-            reasoning = (
-                f"{winner} has the {sense} {metric}: {name_a} {fmt(va)} vs {name_b} "
-                f"{fmt(vb)} (difference {fmt(difference)}; {sense} is better)."
-            )
-        self._log(
-            logging.INFO,
-            f"Models compared on {metric}",
-            schema.Event.MODEL_COMPARED.value,
-            f"Selected {winner} over {loser}",
-            reasoning,
-            snapshot,
-        )
-        return winner
-
-
-# ---------------------------------------------------------------------- demo
-
-
-def _demo_rows(n: int, rng: random.Random) -> list[tuple[float, float, int]]:
-    rows = []
-    for _ in range(n):
-        x1, x2 = rng.gauss(0, 1), rng.gauss(0, 1)
-        rows.append((x1, x2, 1 if 1.5 * x1 - x2 + rng.gauss(0, 0.8) > 0 else 0))
-    return rows
-
-
-def _demo_eval(w: Sequence[float], rows: Sequence[tuple[float, float, int]]) -> tuple[float, float]:
-    loss = 0.0
-    correct = 0
-    for x1, x2, y in rows:
-        z = w[0] * x1 + w[1] * x2 + w[2]
-        p = min(max(1 / (1 + math.exp(-z)), 1e-12), 1 - 1e-12)
-        loss -= y * math.log(p) + (1 - y) * math.log(1 - p)
-        correct += (p >= 0.5) == (y == 1)
-    return loss / len(rows), correct / len(rows)
-
-
-def run_demo_training(
-    logger: logging.Logger | str | None = None, directory: str | os.PathLike[str] | None = None
-) -> None:
-    """Train a tiny pure-Python logistic regression through :class:`TrainingRun`.
-
-    The journal shows an algorithm decision with its reasoning, the
-    hyperparameters with the defaults used, progress, a plateau of the
-    validation loss detected with "Early stopping triggered", completion and
-    evaluation. With ``directory``, the data set is written there as
-    ``demo-data.csv`` and the weights as ``demo-model.json``, so that
-    DATASET_UPLOADED / DATASET_VALIDATED and MODEL_SAVED (with SHA-256) appear too.
-    Needs no numpy and no download; deterministic (seeded).
-    """
-    rng = random.Random(7)
-    rows = _demo_rows(600, rng)
-    train, val = rows[:480], rows[480:]
-    csv_path = model_path = None
-    if directory is not None:
-        folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        csv_path = folder / "demo-data.csv"
-        with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["x1", "x2", "label"])
-            writer.writerows(rows)
-        model_path = folder / "demo-model.json"
-    with TrainingRun(
-        logger, dataset="demo-data.csv", model="LogisticRegression", progress_every=10, git=None
-    ) as run:
-        if csv_path is not None:
-            run.dataset(csv_path)
-        positive = sum(r[2] for r in rows)
-        run.decide(
-            schema.Event.ALGORITHM_SELECTED,
-            "Logistic regression baseline",
-            reasoning=(
-                f"{len(rows)} rows, 2 numeric features, binary label with {positive} "
-                f"positives: a linear model is the simplest baseline to beat"
-            ),
-            metrics={"rows": len(rows), "features": 2, "positives": positive},
-        )
-        params = {"learning_rate": 0.5, "max_epochs": 300, "l2": 0.0, "validation_rows": len(val)}
-        run.hyperparameters(params, defaults_used=["l2"])
-        w = [0.0, 0.0, 0.0]
-        lr = params["learning_rate"]
-        for epoch in range(1, int(params["max_epochs"]) + 1):
-            grad = [0.0, 0.0, 0.0]
-            for x1, x2, y in train:
-                p = 1 / (1 + math.exp(-(w[0] * x1 + w[1] * x2 + w[2])))
-                grad[0] += (p - y) * x1
-                grad[1] += (p - y) * x2
-                grad[2] += p - y
-            w = [wi - lr * g / len(train) for wi, g in zip(w, grad, strict=True)]
-            train_loss, train_acc = _demo_eval(w, train)
-            val_loss, val_acc = _demo_eval(w, val)
-            run.progress(
-                step=epoch,
-                train_loss=train_loss,
-                val_loss=val_loss,
-                train_accuracy=train_acc,
-                val_accuracy=val_acc,
-            )
-            if run.should_stop:
-                break
-        run.evaluated(val_loss=val_loss, val_accuracy=val_acc)
-        if model_path is not None:
-            model_path.write_text(
-                f'{{"weights": [{w[0]!r}, {w[1]!r}], "bias": {w[2]!r}}}\n', encoding="utf-8"
-            )
-            run.saved(model_path)
