@@ -310,3 +310,58 @@ def test_without_google_cloud_storage(
     monkeypatch.setitem(sys.modules, "google.cloud.storage", None)
     status = check_gcs("bucket", logger)
     assert not status.available and status.reason == "google-cloud-storage is not installed"
+
+
+_SCRIPT = """
+import audit_logging, json, logging
+from audit_logging.probes import check_git
+handler = audit_logging.configure(formats="jsonl,json,csv,warnings")
+logging.getLogger("train").info("started", extra={"event": "TRAINING_STARTED"})
+logging.getLogger("ui").info("tag", extra={"action_type": "tag_add", "details": {}})
+status = check_git()
+handler.close()
+print(json.dumps({"dirty": status.dirty, "untracked": list(status.untracked_files),
+                  "ignored": list(status.ignored_paths)}))
+"""
+
+
+def test_second_run_of_a_configured_script_is_not_dirty_from_its_own_logs(repo: Path) -> None:
+    # The first run writes logs/, audit_log.json, audit_log.csv in the clean
+    # repository; the second run must not take them for uncommitted changes.
+    first = run_python(_SCRIPT, cwd=repo)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["dirty"] is False
+    assert (repo / "audit_log.csv").exists() and list((repo / "logs").glob("*.jsonl"))
+    second = run_python(_SCRIPT, cwd=repo)
+    assert second.returncode == 0, second.stderr
+    status = json.loads(second.stdout)
+    assert status == {
+        "dirty": False,
+        "untracked": [],
+        "ignored": status["ignored"],
+    }
+    for prefix in ("training_logs/", "logs/", "audit_log.json", "audit_log.csv"):
+        assert prefix in status["ignored"]
+    assert not (repo / "training_logs" / "warnings").exists() or not list(
+        (repo / "training_logs" / "warnings").glob("*dirty_git*")
+    )
+    # A real change is still seen, and the warning says what was ignored.
+    (repo / "train.py").write_text("changed\n")
+    third = run_python(_SCRIPT, cwd=repo)
+    assert json.loads(third.stdout)["dirty"] is True
+    [warning] = warnings_in(repo / "training_logs" / "warnings")
+    assert warning["type"] == "dirty_git"
+    assert warning["details"]["changed_files"] == ["train.py"]
+    assert warning["details"]["untracked_files"] == []
+    assert "logs/" in warning["details"]["ignored_paths"]
+
+
+def test_outputs_outside_the_repository_are_not_listed(
+    repo: Path, tmp_path: Path, logger: logging.Logger
+) -> None:
+    logger.addHandler(WarningFileHandler(directory=tmp_path / "elsewhere"))
+    inside = WarningFileHandler(directory=repo / "out" / "warnings")
+    logger.addHandler(inside)
+    status = check_git(repo, warn=False)
+    assert "out/warnings/" in status.ignored_paths
+    assert not any("elsewhere" in p for p in status.ignored_paths)

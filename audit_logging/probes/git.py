@@ -9,7 +9,13 @@ Untracked files count as dirty: a new module that was never committed makes
 a run as irreproducible as an edited one. Ignored files do not count. Paths
 under ``ignore_paths`` (default ``training_logs/``, where the persistent
 warnings themselves are written to be committed later) do not count either,
-or every run would report the previous run's warnings as uncommitted changes.
+nor do the outputs of the logging handlers alive in this process (see
+:func:`output_paths`: the journal folder of a ``JsonlHandler``, the
+``audit_log.json`` / ``audit_log.csv`` of the array and CSV writers with the
+files written beside them, a ``WarningFileHandler``'s folder, a
+``logging.FileHandler``'s file), or the second run of a script would report
+the first run's logs as uncommitted changes. What was ignored is returned in
+``GitStatus.ignored_paths`` and written in the warning's ``details``.
 
 The fingerprint is SHA-256 over the commit, the binary diff of the working
 tree against ``HEAD`` and the sorted untracked names: the same state gives
@@ -31,11 +37,11 @@ import importlib.util
 import logging
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["DIRTY_GIT_RECOMMENDATION", "GitStatus", "check_git"]
+__all__ = ["DIRTY_GIT_RECOMMENDATION", "GitStatus", "check_git", "output_paths"]
 
 #: The recommendation written with each ``dirty_git`` warning.
 DIRTY_GIT_RECOMMENDATION: Final = (
@@ -60,6 +66,7 @@ class GitStatus:
     untracked_files: tuple[str, ...] = ()
     fingerprint: str | None = None
     reason: str | None = None
+    ignored_paths: tuple[str, ...] = ()
 
 
 def _git_executable() -> str | None:
@@ -87,6 +94,61 @@ def parse_porcelain(output: str) -> tuple[list[str], list[str]]:
     return changed, untracked
 
 
+def _handler_outputs(handler: logging.Handler) -> Iterator[tuple[str, bool]]:
+    """(path, is_folder) of what ``handler`` writes, read from its public attributes."""
+    directory = getattr(handler, "directory", None)
+    if isinstance(directory, (str, os.PathLike)):
+        yield os.fspath(directory), True
+    for attribute in ("path", "baseFilename"):
+        path = getattr(handler, attribute, None)
+        if isinstance(path, (str, os.PathLike)):
+            path = os.fspath(path)
+            yield path, False
+            # What a file writer keeps beside its file: its hidden lock file
+            # (".audit_log.json.lock"), its manifest and its rejects.
+            folder, name = os.path.split(os.path.abspath(path))
+            yield os.path.join(folder, "." + name), False
+            yield os.path.join(folder, ".audit-manifest.jsonl"), False
+            yield os.path.join(folder, "rejected-"), False
+
+
+def output_paths() -> list[tuple[str, bool]]:
+    """(absolute path, is_folder) written by the logging handlers alive in this process.
+
+    Read from ``logging``'s own list of handlers (so the targets of an
+    ``AuditQueueHandler`` set up by ``configure()`` or ``dictConfig`` are in it)
+    by their ``directory``, ``path`` and ``baseFilename`` attributes; no writer
+    is imported.
+    """
+    found: dict[str, bool] = {}
+    for ref in list(getattr(logging, "_handlerList", [])):
+        handler = ref() if callable(ref) else None
+        if handler is None:
+            continue
+        try:
+            for path, folder in _handler_outputs(handler):
+                found[os.path.realpath(os.path.abspath(path))] = folder
+        except Exception:
+            continue  # a handler with odd attributes: skip it, not the probe
+    return sorted(found.items())
+
+
+def _in_repo(root: str, outputs: Iterable[tuple[str, bool]]) -> list[str]:
+    """The outputs inside the working tree ``root``, as status prefixes (``logs/``)."""
+    root = os.path.realpath(root)
+    prefixes = []
+    for path, folder in outputs:
+        try:
+            rel = os.path.relpath(path, root)
+        except ValueError:  # another drive on Windows
+            continue
+        if rel == "." or rel.startswith(".." + os.sep) or rel == "..":
+            continue  # the whole tree, or outside it
+        rel = rel.replace(os.sep, "/")
+        prefixes.append(rel + "/" if folder else rel)
+    return prefixes
+
+
 def check_git(
     path: str | os.PathLike[str] = ".",
     logger: logging.Logger | None = None,
@@ -96,7 +158,9 @@ def check_git(
 ) -> GitStatus:
     """Inspect the repository holding ``path``; log ``dirty_git`` when it has uncommitted changes.
 
-    ``warn=False`` only inspects. Returns a :class:`GitStatus`; never raises.
+    ``warn=False`` only inspects. The outputs of the live logging handlers
+    inside the tree are ignored too (module docstring). Returns a
+    :class:`GitStatus`; never raises.
     """
     try:
         status = _inspect(os.fspath(path), tuple(ignore_paths))
@@ -123,6 +187,9 @@ def _inspect(path: str, ignore: tuple[str, ...]) -> GitStatus:
     with repo:
         if not repo.head.is_valid():
             return GitStatus(available=True, is_repo=True, reason="repository has no commits yet")
+        if repo.working_tree_dir is not None:
+            outputs = _in_repo(os.fspath(repo.working_tree_dir), output_paths())
+            ignore = tuple(dict.fromkeys((*ignore, *outputs)))
         commit = str(repo.head.commit.hexsha)
         detached = bool(repo.head.is_detached)
         branch = None if detached else str(repo.active_branch.name)
@@ -163,6 +230,7 @@ def _inspect(path: str, ignore: tuple[str, ...]) -> GitStatus:
         changed_files=tuple(changed),
         untracked_files=tuple(untracked),
         fingerprint=fingerprint,
+        ignored_paths=ignore,
     )
 
 
@@ -175,6 +243,8 @@ def _log_dirty(status: GitStatus, path: str, logger: logging.Logger) -> None:
         "untracked_count": len(status.untracked_files),
         "changed_files": list(status.changed_files[:_MAX_LISTED]),
         "untracked_files": list(status.untracked_files[:_MAX_LISTED]),
+        # Not counted as changes: the given ignore_paths and this process's log outputs.
+        "ignored_paths": list(status.ignored_paths[:_MAX_LISTED]),
     }
     try:
         logger.warning(
