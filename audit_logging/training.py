@@ -85,7 +85,7 @@ from audit_logging.detect_common import FLAGGED
 from audit_logging.probes.git import check_git
 from audit_logging.training_events import RunEvents, describe_error
 from audit_logging.training_files import DatasetInfo, file_sha256, scan_csv
-from audit_logging.training_summary import Summary
+from audit_logging.training_summary import FOLD, Summary
 
 __all__ = ["DatasetInfo", "TrainingRun", "file_sha256", "scan_csv"]
 
@@ -522,7 +522,11 @@ class TrainingRun(RunEvents):
         ):
             self._write_progress(step, metrics, logged, now)
         else:
-            self._pending.add(step, metrics)
+            pending = self._pending  # Summary.add, inline: this is the hot path
+            pending.steps.append(step)
+            pending.metrics.append(metrics)
+            if self._since_line >= FOLD and not self._since_line % FOLD:
+                pending.fold()
         return issues
 
     def _admit(self, issues: Sequence[Issue]) -> Sequence[Issue]:

@@ -374,3 +374,32 @@ def test_sigterm_with_install_hooks_writes_one_closing_line(tmp_path: Path) -> N
         json.loads(p.read_text()) for p in (tmp_path / "training_logs" / "warnings").glob("*.json")
     ]
     assert [w["type"] for w in warnings] == ["training_interrupted"]
+
+
+def test_the_summary_counts_only_finite_numbers_and_keeps_every_name() -> None:
+    from audit_logging.training_summary import Summary
+
+    summary = Summary()
+    calls: list[dict[str, Any]] = [
+        {"loss": 1.0, "lr": 0.1},
+        {"loss": math.nan, "grad_norm": 3},
+        {"loss": 0.5, "lr": 0.05, "note": "warm"},
+        {"loss": 2.0, "lr": "n/a"},
+    ]
+    for step, metrics in enumerate(calls, start=7):
+        summary.add(step, metrics)
+    taken = summary.take()
+    assert taken is not None
+    assert (taken["calls"], taken["first_step"], taken["last_step"]) == (4, 7, 10)
+    metrics = taken["metrics"]
+    assert metrics["loss"] == {"count": 3, "min": 0.5, "max": 2.0, "mean": 3.5 / 3, "last": 2.0}
+    assert metrics["lr"] == {
+        "count": 2,
+        "min": 0.05,
+        "max": 0.1,
+        "mean": pytest.approx(0.075),
+        "last": "n/a",
+    }
+    assert metrics["grad_norm"] == {"count": 1, "min": 3, "max": 3, "mean": 3.0, "last": 3}
+    assert metrics["note"] == {"count": 0, "min": None, "max": None, "mean": None, "last": "warm"}
+    assert summary.take() is None

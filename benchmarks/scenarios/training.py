@@ -7,7 +7,8 @@ median of five full runs went from -0.2% to 1.6%; with blocks of 10, from
 0.36% to 1.02% in four, the highest on a loaded machine): no logging; ``progress()`` every step with the
 defaults (the detector sees every step, a TRAINING_PROGRESS line is written
 every 100 steps); ``progress()`` with ``progress_every=1`` (a line every
-step). The overhead is the median step of an arm over the median plain step,
+step). Then the cost of one ``progress()`` call that writes no line, and of
+one carrying ``val_loss`` (always written). The overhead is the median step of an arm over the median plain step,
 minus one. The records go through ``AuditQueueHandler -> JsonlHandler`` as in
 real use; ``git=None`` keeps the git probe out of the figures.
 """
@@ -88,24 +89,35 @@ def main() -> None:
                 step += 1
     for run in runs.values():
         run.__exit__(None, None, None)
-    # The cost of one progress() call (issue 5: < 5 us), four metrics, a line
-    # every 100 calls, without the step work; the empty loop's own cost
-    # subtracted. The losses fall 0.05% a step, so that no issue fires: a curve
-    # like 1/(step+1) flattens into plateaus after ~10k steps, and their
-    # ISSUE_DETECTED lines made calls cost twice as much.
+    # The cost of one progress() call that writes no line (target < 5 us): four
+    # training metrics (no val_* metric: a call carrying one is always
+    # written), a line every 100 calls carrying the summary of the 99 between;
+    # the empty loop's own cost subtracted. The losses fall 0.05% a step, so
+    # that no issue fires (the JSON says how many did).
     calls = 20_000
     losses = [0.9995**i for i in range(calls)]
     probe = TrainingRun(logger=log, dataset="churn.csv", model="RandomForest", git=None)
     probe.__enter__()
     t0 = perf()
     for i, loss in enumerate(losses):
-        probe.progress(step=i, train_loss=loss, val_loss=1.1 * loss, accuracy=0.5, f1=0.4)
+        probe.progress(step=i, train_loss=loss, accuracy=0.5, f1=0.4, precision=0.45)
     spent = perf() - t0
     t0 = perf()
     for _i, loss in enumerate(losses):
         1.1 * loss  # the loop's own arithmetic, subtracted below
-    progress_call_us = (spent - (perf() - t0)) / calls * 1e6
+    loop = perf() - t0
+    progress_call_us = (spent - loop) / calls * 1e6
     probe_issues = len(probe.issues)
+    probe.__exit__(None, None, None)
+    # A call carrying a validation metric: always written (a line per call).
+    evaluations = 2_000
+    probe = TrainingRun(logger=log, dataset="churn.csv", model="RandomForest", git=None)
+    probe.__enter__()
+    t0 = perf()
+    for i, loss in enumerate(losses[:evaluations]):
+        probe.progress(step=i, train_loss=loss, val_loss=1.1 * loss, accuracy=0.5, f1=0.4)
+    progress_val_call_us = (perf() - t0) / evaluations * 1e6
+    probe_issues += len(probe.issues)
     probe.__exit__(None, None, None)
     handler.flush()
     handler.close()
@@ -115,6 +127,7 @@ def main() -> None:
         "steps_per_arm": len(steps["plain"]),
         "reps": reps,
         "progress_call_us": progress_call_us,
+        "progress_val_call_us": progress_val_call_us,  # every such call writes a line
         "progress_probe_issues": probe_issues,  # 0, or the probe measured lines too
     }
     for arm in ("default", "every_step"):
