@@ -80,10 +80,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from audit_logging import hooks, schema
-from audit_logging.detect import Issue, IssueDetector, fmt
+from audit_logging.detect import Issue, IssueDetector
 from audit_logging.detect_common import FLAGGED
 from audit_logging.probes.git import check_git
-from audit_logging.training_events import RunEvents, describe_error
+from audit_logging.training_endings import EARLY_STOP, RunEndings
+from audit_logging.training_events import RunEvents
 from audit_logging.training_files import DatasetInfo, file_sha256, scan_csv
 from audit_logging.training_summary import FOLD, Summary
 
@@ -91,16 +92,6 @@ __all__ = ["DatasetInfo", "TrainingRun", "file_sha256", "scan_csv"]
 
 _LOGGER_NAME = "audit_logging.training"
 _NO_ISSUES: tuple[Issue, ...] = ()
-_EARLY_STOP = "Early stopping triggered"
-
-_FAILED_RECOMMENDATION = (
-    "Read the TRAINING_FAILED journal line (exception and traceback), fix the cause "
-    "and restart from the last good checkpoint"
-)
-_INTERRUPTED_RECOMMENDATION = (
-    "If the interruption was not intended, resume from the last checkpoint; "
-    "results of this run are incomplete"
-)
 
 
 def __getattr__(name: str) -> Any:
@@ -121,7 +112,7 @@ def _git_facts(path: str | os.PathLike[str], warn_logger: logging.Logger | None)
     return {"git_commit": status.commit, "git_branch": status.branch, "git_dirty": status.dirty}
 
 
-class TrainingRun(RunEvents):
+class TrainingRun(RunEndings, RunEvents):
     """A context manager logging the journal events of one training run.
 
     Parameters:
@@ -262,32 +253,6 @@ class TrainingRun(RunEvents):
             facts["since_last_line"] = summary
         return facts
 
-    def _warn(
-        self, level: int, wtype: str, message: str, recommendation: str, exc: BaseException
-    ) -> None:
-        self.logger.log(
-            level,
-            message,
-            extra={
-                "warning_type": wtype,
-                "git_commit": self.git_commit,
-                "recommendation": recommendation,
-                "details": {
-                    "dataset": self.dataset_name,
-                    "model": self.model,
-                    "exception_type": type(exc).__name__,
-                    "exception_message": schema.safe_str(exc),
-                    "step": self.last_step,
-                    "progress_calls": self.calls,
-                    "duration_seconds": self.duration,
-                    "last_metrics": dict(self.last_metrics),
-                    "session_id": schema.session_id(),
-                    "host": schema.HOST,
-                },
-            },
-        )
-        hooks.mark_reported(exc)  # install_hooks() would log the same ending again
-
     # ------------------------------------------------------------------ context
 
     def __enter__(self) -> TrainingRun:
@@ -338,147 +303,6 @@ class TrainingRun(RunEvents):
             self._finish(exc)
         except Exception:  # never replace the training's own outcome
             logging.getLogger(_LOGGER_NAME).debug("TrainingRun exit logging failed", exc_info=True)
-
-    def _where(self) -> str:
-        return (
-            f"at step {self.last_step} after {self.calls} progress calls and {fmt(self.duration)} s"
-        )
-
-    def _close(
-        self,
-        ending: str,
-        level: int,
-        message: str,
-        event: schema.Event,
-        decision: str | None,
-        reasoning: str,
-        exc: BaseException | None = None,
-    ) -> bool:
-        """Write the one closing line of the run; ``False`` if it was already written."""
-        if self.ending is not None:
-            return False
-        self.ending = ending
-        hooks.untrack_run(self)
-        failed = event is schema.Event.TRAINING_FAILED
-        self._log(
-            level,
-            message,
-            event.value,
-            decision,
-            reasoning,
-            self._run_facts(ending),
-            exc_info=exc if failed else None,
-        )
-        return True
-
-    def _finish(self, exc: BaseException | None) -> None:
-        where = self._where()
-        model = self.model or "the model"
-        Event = schema.Event
-        if exc is None:
-            first = self.stopped_by
-            if first is not None and self._stop_call == self.calls:
-                self._close(
-                    "early_stopped",
-                    logging.INFO,
-                    "Training stopped early",
-                    Event.TRAINING_COMPLETED,
-                    _EARLY_STOP,
-                    f"Stopped early on the {first.kind} detected at step {first.step}: no "
-                    f"progress call followed it ({self.calls} progress calls, "
-                    f"{fmt(self.duration)} s). {first.reasoning}",
-                )
-            elif self._stop_call is not None:
-                cause = f"the {first.kind} detected at step {first.step}" if first else "it"
-                self._close(
-                    "completed",
-                    logging.INFO,
-                    "Training completed",
-                    Event.TRAINING_COMPLETED,
-                    None,
-                    f"Finished {where}; should_stop was set by {cause} and not acted on: "
-                    f"{self.calls - self._stop_call} progress calls followed it.",
-                )
-            else:
-                self._close(
-                    "completed",
-                    logging.INFO,
-                    "Training completed",
-                    Event.TRAINING_COMPLETED,
-                    None,
-                    f"Finished normally {where}.",
-                )
-        elif isinstance(exc, KeyboardInterrupt):
-            if self._close(
-                "interrupted",
-                logging.WARNING,
-                "Training interrupted",
-                Event.TRAINING_STOPPED,
-                "Training stopped",
-                f"Interrupted by the user (KeyboardInterrupt) {where}.",
-            ):
-                self._warn(
-                    logging.WARNING,
-                    schema.WarningType.TRAINING_INTERRUPTED.value,
-                    f"Training of {model} was interrupted {where}",
-                    _INTERRUPTED_RECOMMENDATION,
-                    exc,
-                )
-        elif not isinstance(exc, Exception):  # SystemExit, GeneratorExit: a stop, not a failure
-            self._close(
-                "exited",
-                logging.WARNING,
-                "Training stopped",
-                Event.TRAINING_STOPPED,
-                "Training stopped",
-                f"{describe_error(exc)} {where}.",
-            )
-        else:
-            # After stop() the closing line is written: the failure is still a warning file.
-            self._close(
-                "failed",
-                logging.ERROR,
-                "Training failed",
-                Event.TRAINING_FAILED,
-                "Training aborted",
-                f"{describe_error(exc)} raised {where}.",
-                exc,
-            )
-            self._warn(
-                logging.ERROR,
-                schema.WarningType.TRAINING_FAILED.value,
-                f"Training of {model} failed: {describe_error(exc)}",
-                _FAILED_RECOMMENDATION,
-                exc,
-            )
-
-    def close_on_signal(self, name: str) -> None:
-        """Write the closing line of a run ended by signal ``name`` (called by the SIGTERM hook)."""
-        self._close(
-            "terminated",
-            logging.WARNING,
-            "Training terminated",
-            schema.Event.TRAINING_STOPPED,
-            "Training stopped",
-            f"Terminated by {name} {self._where()}.",
-        )
-
-    def stop(self, reason: str) -> None:
-        """Log TRAINING_STOPPED with ``reason``; the run ends there (no TRAINING_COMPLETED).
-
-        Only the first closing line counts: after it, ``stop`` writes nothing.
-        """
-        self.should_stop = True
-        if self.ending is None:
-            self.stop_reason = reason
-        self._close(
-            "stopped",
-            logging.INFO,
-            "Training stopped",
-            schema.Event.TRAINING_STOPPED,
-            "Training stopped",
-            reason,
-        )
 
     # ------------------------------------------------------------------ progress
 
@@ -584,7 +408,7 @@ class TrainingRun(RunEvents):
             logging.WARNING,
             f"Issue detected: {issue.kind} at step {issue.step}",
             schema.Event.ISSUE_DETECTED.value,
-            _EARLY_STOP if stops else FLAGGED,
+            EARLY_STOP if stops else FLAGGED,
             f"{issue.reasoning} Probable cause: {issue.probable_cause}.",
             issue.snapshot(),
         )
