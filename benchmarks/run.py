@@ -401,7 +401,9 @@ def report(results: dict[tuple[str, str], Result]) -> tuple[str, list[dict[str, 
                 "" if _status(r) else _range(r, "events_per_s", 1, 0),
             ]
         )
-    out.append("\n### 7. Action audit from threads (each event in the file when log_event returns)\n")
+    out.append(
+        "\n### 7. Action audit from threads (each event in the file when log_event returns)\n"
+    )
     out.append(_table(["logger, format, threads", "us per event (min-max)", "events/s"], rows))
 
     notes = [f"- {r.label}: {n}" for r in results.values() for n in r.notes]
