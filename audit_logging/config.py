@@ -12,25 +12,53 @@ AUDIT_LOG_FORMAT    outputs, a comma list of ``jsonl``,        ``jsonl,json,warn
 AUDIT_LOG_LEVEL     DEBUG, INFO, WARNING or ERROR              ``INFO``
 AUDIT_SESSION_ID    session id shared by every process of a    one per process
                     run (read by the writers)
+AUDIT_RUNTIME_LOG   ``0`` turns off the runtime log and the    ``1``
+                    console handler (below)
 ==================  =========================================  ======================
+
+Besides the audit outputs, ``configure()`` sets up the human-readable runtime
+log that a plain ``logging.basicConfig()`` would have given: every record of
+the logger, audit or not, as one text line in ``logs/ml-platform.log``, and
+WARNING and above on stderr. Without them, a ``log.warning("...")`` that
+carries no audit field would vanish once the audit handler is the root's only
+handler (``logging.lastResort`` prints only when a logger has no handler).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from concurrent_log_handler import ConcurrentRotatingFileHandler
+
+from audit_logging._options import check_bool, check_int, check_writable_dir
 from audit_logging.queue import AuditQueueHandler
 from audit_logging.writers.csv import CsvHandler
 from audit_logging.writers.json_array import JsonArrayHandler
 from audit_logging.writers.jsonl import JsonlHandler
 from audit_logging.writers.warnings import WarningFileHandler
 
-__all__ = ["FORMATS", "configure", "parse_formats"]
+__all__ = ["FORMATS", "RUNTIME_LOG", "configure", "parse_formats"]
 
 _Factory = Callable[[Path], logging.Handler]
+
+#: Where the runtime log goes, relative to ``root_dir``.
+RUNTIME_LOG: tuple[str, ...] = ("logs", "ml-platform.log")
+RUNTIME_FORMAT = (
+    "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s [%(process)d %(threadName)s]: %(message)s"
+)
+CONSOLE_FORMAT = "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s"
+#: The folder each output writes into, relative to ``root_dir``: checked by ``configure()``.
+_FOLDERS: dict[str, tuple[str, ...]] = {
+    "jsonl": ("logs",),
+    "json": (),
+    "csv": (),
+    "warnings": ("training_logs", "warnings"),
+}
 
 _FACTORIES: dict[str, _Factory] = {
     "jsonl": lambda root: JsonlHandler(directory=root / "logs"),
@@ -78,11 +106,65 @@ def _level(value: int | str | None) -> int:
     return logging.getLevelName(name)  # type: ignore[no-any-return]
 
 
+def _runtime_log_wanted(value: bool | None) -> bool:
+    if value is not None:
+        return check_bool("configure", "runtime_log", value)
+    env = os.environ.get("AUDIT_RUNTIME_LOG", "").strip().lower()
+    if env in ("", "1", "true", "yes", "on"):
+        return True
+    if env in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"AUDIT_RUNTIME_LOG must be 1 or 0, not {env!r}")
+
+
+def _has_console(logger: logging.Logger) -> bool:
+    """Whether ``logger`` already prints to stderr or stdout (a ``basicConfig()`` before us)."""
+    return any(
+        type(h) is logging.StreamHandler and h.stream in (sys.stderr, sys.stdout)
+        for h in logger.handlers
+    )
+
+
+def _utc_formatter(fmt: str) -> logging.Formatter:
+    formatter = logging.Formatter(fmt, datefmt="%Y-%m-%dT%H:%M:%S")
+    formatter.converter = time.gmtime  # UTC, as every timestamp the library writes
+    return formatter
+
+
+def _runtime_handlers(
+    root: Path, logger: logging.Logger, level: int, max_bytes: int, backups: int
+) -> list[logging.Handler]:
+    """The runtime log file and, unless the logger has one, a console handler at WARNING."""
+    # concurrent-log-handler rotates by size under a lock file shared by every
+    # process writing the log (torchrun ranks, DataLoader workers); the
+    # stdlib's RotatingFileHandler would have two processes rotate at once.
+    path = root.joinpath(*RUNTIME_LOG)
+    # Made private first, as the journal writer would make it (the handler
+    # below would create it with the umask's mode); the log file too.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    file_handler = ConcurrentRotatingFileHandler(
+        os.fspath(path), maxBytes=max_bytes, backupCount=backups, encoding="utf-8", chmod=0o600
+    )
+    file_handler.setLevel(level)
+    file_handler.setFormatter(_utc_formatter(RUNTIME_FORMAT))
+    made: list[logging.Handler] = [file_handler]
+    if not _has_console(logger):
+        console = logging.StreamHandler()
+        console.setLevel(max(level, logging.WARNING))
+        console.setFormatter(_utc_formatter(CONSOLE_FORMAT))
+        made.append(console)
+    return made
+
+
 def configure(
     root_dir: str | os.PathLike[str] | None = None,
     formats: str | Iterable[str] | None = None,
     level: int | str | None = None,
     logger: logging.Logger | str | None = None,
+    *,
+    runtime_log: bool | None = None,
+    runtime_log_max_bytes: int = 10 * 1024 * 1024,
+    runtime_log_backups: int = 5,
 ) -> AuditQueueHandler | None:
     """Attach an :class:`AuditQueueHandler` with the chosen writers to ``logger`` (root by default).
 
@@ -93,8 +175,21 @@ def configure(
     returns ``None``. ``level`` (else ``AUDIT_LOG_LEVEL``, else INFO) is set on
     the handler and, where it is lower, on the logger.
 
-    Calling it again replaces the handler an earlier call attached to the same
-    logger (the old one is drained and closed first).
+    With ``runtime_log`` (else ``AUDIT_RUNTIME_LOG``, else on) it also
+    attaches the human-readable runtime log ``logs/ml-platform.log`` (every
+    record at ``level`` or above as a text line; rotated at
+    ``runtime_log_max_bytes`` with ``runtime_log_backups`` old files kept,
+    safely across processes) and, when the logger prints to no console yet, a
+    console handler for WARNING and above on stderr.
+
+    Calling it again replaces the handlers an earlier call attached to the
+    same logger (the old ones are drained and closed first), so nothing is
+    attached twice.
+
+    A root folder that cannot hold the outputs (a file is in the way, or it
+    is not writable) raises the ``OSError`` that opening a file there would
+    raise, naming the path, before anything is attached. Logging calls
+    themselves never raise.
     """
     root = Path(root_dir if root_dir is not None else os.environ.get("AUDIT_LOG_DIR") or ".")
     if formats is None:
@@ -103,6 +198,9 @@ def configure(
     else:
         selected = parse_formats(formats)
     levelno = _level(level)
+    with_runtime_log = _runtime_log_wanted(runtime_log)
+    max_bytes = check_int("configure", "runtime_log_max_bytes", runtime_log_max_bytes, minimum=0)
+    backups = check_int("configure", "runtime_log_backups", runtime_log_backups, minimum=0)
     target = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
 
     for old in list(target.handlers):
@@ -111,10 +209,22 @@ def configure(
             old.close()
     if not selected:
         return None
+    # The writers open their files lazily, on the listener thread: a folder
+    # they cannot write would only show as tracebacks later. Checked here, at
+    # the cost of a stat and an access() per folder; nothing is created.
+    folders = [root.joinpath(*_FOLDERS[name]) for name in selected]
+    if with_runtime_log:
+        folders.append(root.joinpath(*RUNTIME_LOG[:-1]))
+    for folder in dict.fromkeys(folders):
+        check_writable_dir(folder)
 
     handler = AuditQueueHandler([_FACTORIES[name](root) for name in selected], level=levelno)
-    setattr(handler, _CONFIGURED_MARK, True)
-    target.addHandler(handler)
+    attached: list[logging.Handler] = [handler]
+    if with_runtime_log:
+        attached += _runtime_handlers(root, target, levelno, max_bytes, backups)
+    for each in attached:
+        setattr(each, _CONFIGURED_MARK, True)
+        target.addHandler(each)
     if target.level == logging.NOTSET or target.level > levelno:
         target.setLevel(levelno)
     return handler

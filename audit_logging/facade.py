@@ -20,9 +20,11 @@ lock across threads and processes: several ``AuditLogger`` objects and
 processes on one folder keep every event exactly once.
 
 Format: the ``format`` argument, else ``AUDIT_LOG_FORMAT``, else ``json``;
-``json``, ``csv`` or ``none``, case-insensitive, or a comma list such as
-``json,csv``. ``none`` (anywhere in the list) writes no file at all. An unknown
-name is logged as a warning naming the valid ones and treated as ``json``.
+``json``, ``csv``, ``json,csv`` or ``none``, case-insensitive. ``none``
+(anywhere in the list) writes no file at all. Anything else raises
+``ValueError`` naming those when the logger is built; in
+``AUDIT_LOG_FORMAT``, which :func:`~audit_logging.configure` reads too, its
+outputs ``jsonl`` and ``warnings`` are passed over.
 
 ``experiment_name`` is written with every JSON entry as a top-level
 ``experiment`` field (the default ``"default"`` too, so every entry of the
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_logging._group_commit import GroupCommit
+from audit_logging._options import check_writable_dir
 from audit_logging.config import parse_formats
 from audit_logging.reader import Sources, summarize
 from audit_logging.schema import ActionType
@@ -45,14 +48,21 @@ from audit_logging.writers._base import AuditWriter
 from audit_logging.writers.csv import CsvHandler
 from audit_logging.writers.json_array import JsonArrayHandler
 
-__all__ = ["VALID_FORMATS", "ActionType", "AuditEvent", "AuditLogger", "resolve_formats"]
+__all__ = [
+    "ACCEPTED",
+    "VALID_FORMATS",
+    "ActionType",
+    "AuditEvent",
+    "AuditLogger",
+    "resolve_formats",
+]
 
-#: The formats ``AuditLogger`` accepts (and ``none``).
+#: The formats ``AuditLogger`` writes (and ``none``).
 VALID_FORMATS = ("json", "csv")
+#: What its ``format`` accepts, as the errors spell it.
+ACCEPTED = "json, csv, json,csv, none"
 _DEFAULT_FORMAT = "json"
 _LOGGER_NAME = "audit_logging.facade"
-
-_log = logging.getLogger(_LOGGER_NAME)
 
 
 @dataclass
@@ -74,18 +84,31 @@ def resolve_formats(value: str | None) -> tuple[str, ...]:
 
     ``AUDIT_LOG_FORMAT`` is shared with :func:`~audit_logging.configure`: its
     other outputs (``jsonl``, ``warnings``) are not this class's and are passed
-    over. ``()`` means ``none``. An unknown name is logged as a warning and the
-    selection read as ``json``.
+    over. ``()`` means ``none``. An unknown name, or one of configure()'s
+    outputs given as the argument, raises ``ValueError`` naming the formats
+    accepted.
     """
-    if value is None or not str(value).strip():
-        value = os.environ.get("AUDIT_LOG_FORMAT", "")
-    try:
-        names = parse_formats(value) if str(value).strip() else [_DEFAULT_FORMAT]
-    except ValueError as exc:
-        _log.warning("%s; using json", exc)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(
+            f"AuditLogger: format must be a string ({ACCEPTED}), not {type(value).__name__}"
+        )
+    from_env = value is None or not value.strip()
+    text = os.environ.get("AUDIT_LOG_FORMAT", "") if from_env else str(value)
+    if not text.strip():
         return (_DEFAULT_FORMAT,)
+    where = f"AUDIT_LOG_FORMAT={text!r}" if from_env else f"format={text!r}"
+    try:
+        names = parse_formats(text)
+    except ValueError:
+        raise ValueError(f"AuditLogger: unknown {where}; accepted: {ACCEPTED}") from None
     if not names:
         return ()  # none
+    if not from_env and any(n not in VALID_FORMATS for n in names):
+        others = ", ".join(n for n in names if n not in VALID_FORMATS)
+        raise ValueError(
+            f"AuditLogger: {where} names configure()'s output {others}, which AuditLogger "
+            f"does not write; accepted: {ACCEPTED}"
+        )
     return tuple(n for n in names if n in VALID_FORMATS) or (_DEFAULT_FORMAT,)
 
 
@@ -109,6 +132,10 @@ class AuditLogger:
         #: The formats written, in order (``()`` for ``none``).
         self.formats = resolve_formats(format)
         self.root_log_dir.mkdir(parents=True, exist_ok=True)
+        if self.formats:
+            # The writers open their files at the first event: a folder they
+            # cannot write is reported now, naming it, not at that event.
+            check_writable_dir(self.root_log_dir)
         self._handlers: list[AuditWriter] = []
         self._commits = GroupCommit(self._write_batch)
         if "json" in self.formats:

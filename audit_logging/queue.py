@@ -36,6 +36,7 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal
 
+from audit_logging._options import check_choice, check_int, check_number
 from audit_logging.schema import AUDIT_EXTRA_KEYS
 
 __all__ = ["AuditQueueHandler", "QueueFullPolicy"]
@@ -104,8 +105,8 @@ class _FlushRequest:
 _STOP: Final = object()
 
 
-def _find_config_handlers() -> Mapping[str, Any] | None:
-    """The handlers built so far by the ``dictConfig``/``fileConfig`` call that is running us.
+def _find_config_handlers() -> tuple[Mapping[str, Any], list[str]] | None:
+    """The handlers of the ``dictConfig``/``fileConfig`` call running us, and all their names.
 
     ``dictConfig`` builds handlers in sorted name order, so the targets named in
     our ``handlers`` list may not exist yet when we are built (``"audit"`` sorts
@@ -113,16 +114,35 @@ def _find_config_handlers() -> Mapping[str, Any] | None:
     garbage-collected (``logging`` keeps only weak references). Both
     configurators keep a dict ``handlers`` of name -> handler (or its config,
     until built) in a local of their frame; holding that dict keeps every
-    target alive until we resolve our names from it.
+    target alive until we resolve our names from it. The names configured are
+    that dict's keys (``dictConfig``) or the ``[handlers] keys`` of the file
+    (``fileConfig``, whose dict holds only the handlers built so far): a name
+    in neither is a mistake we can report while the set-up is being built.
     """
     frame: types.FrameType | None = sys._getframe(2)
     while frame is not None:
         if frame.f_globals.get("__name__") == "logging.config":
-            handlers = frame.f_locals.get("handlers")
+            local = frame.f_locals
+            handlers = local.get("handlers")
             if isinstance(handlers, dict):
-                return handlers
+                return handlers, _configured_names(local.get("cp"), handlers)
         frame = frame.f_back
     return None
+
+
+def _configured_names(parser: Any, handlers: Mapping[str, Any]) -> list[str]:
+    try:  # fileConfig: its ConfigParser (its own list of names is a map() being consumed)
+        keys = parser["handlers"]["keys"]
+    except Exception:  # dictConfig: every name is a key of its dict
+        return [str(name) for name in handlers]
+    return [name.strip() for name in str(keys).split(",") if name.strip()]
+
+
+def _no_handler(missing: Sequence[str], configured: Iterable[str]) -> ValueError:
+    known = ", ".join(dict.fromkeys(configured)) or "none"
+    plural = "s" if len(missing) > 1 else ""
+    names = ", ".join(repr(n) for n in missing)
+    return ValueError(f"AuditQueueHandler: no handler{plural} named {names} (configured: {known})")
 
 
 class AuditQueueHandler(logging.Handler):
@@ -146,7 +166,7 @@ class AuditQueueHandler(logging.Handler):
 
     def __init__(
         self,
-        handlers: Iterable[logging.Handler | str] = (),
+        handlers: Iterable[logging.Handler | str] | logging.Handler | str = (),
         level: int | str = logging.NOTSET,
         *,
         queue_size: int = 100_000,
@@ -156,31 +176,58 @@ class AuditQueueHandler(logging.Handler):
         max_latency: float = 0.1,
         flush_timeout: float = 30.0,
     ) -> None:
-        super().__init__(level)
-        if full_policy not in ("block", "drop"):
-            raise ValueError(f"full_policy must be 'block' or 'drop', not {full_policy!r}")
-        if queue_size < 1 or batch_size < 1:
-            raise ValueError("queue_size and batch_size must be at least 1")
-        self.queue_size = queue_size
-        self.full_policy: QueueFullPolicy = full_policy
-        self.block_timeout = block_timeout
-        self.batch_size = batch_size
-        self.max_latency = max_latency
-        self.flush_timeout = flush_timeout
+        # Checked here, in the constructor that dictConfig and fileConfig call,
+        # so that a wrong set-up fails while it is built, not at the first record;
+        # and before Handler.__init__, which registers the handler for
+        # logging.shutdown(): a half-built one must not be flushed at exit.
+        owner = "AuditQueueHandler"
+        self.full_policy: QueueFullPolicy = check_choice(
+            owner, "full_policy", full_policy, ("block", "drop")
+        )
+        self.queue_size = check_int(owner, "queue_size", queue_size, minimum=1)
+        self.batch_size = check_int(owner, "batch_size", batch_size, minimum=1)
+        self.block_timeout = check_number(owner, "block_timeout", block_timeout, minimum=0)
+        self.max_latency = check_number(owner, "max_latency", max_latency, minimum=0)
+        self.flush_timeout = check_number(owner, "flush_timeout", flush_timeout, minimum=0)
         #: Records dropped because the queue stayed full.
         self.dropped = 0
         self._targets: list[logging.Handler] = []
         self._spec: list[logging.Handler | str] | None = []
-        for item in handlers:
+        # One string is one name: iterating it would give its letters.
+        items: list[Any]
+        try:
+            items = [handlers] if isinstance(handlers, (str, logging.Handler)) else list(handlers)
+        except TypeError:
+            raise TypeError(
+                f"{owner}: handlers must be a list of logging.Handler objects or names, "
+                f"not {type(handlers).__name__} {handlers!r}"
+            ) from None
+        for item in items:
             if not isinstance(item, (logging.Handler, str)):
-                raise TypeError(f"handlers must be logging.Handler objects or names, not {item!r}")
+                raise TypeError(
+                    f"{owner}: handlers must be logging.Handler objects or names, not {item!r}"
+                )
             self._spec.append(item)
+        if not self._spec:
+            raise ValueError(f"{owner} needs at least one target in handlers; none given")
         self._config_handlers: Mapping[str, Any] | None = None
         if all(isinstance(item, logging.Handler) for item in self._spec):
             self._resolve_targets(final=True)
         else:
-            self._config_handlers = _find_config_handlers()
-            self._resolve_targets(final=self._config_handlers is None)
+            found = _find_config_handlers()
+            if found is None:
+                self._resolve_targets(final=True)
+            else:
+                self._config_handlers, configured = found
+                # Targets built later in the configuration are resolved later; a name
+                # the configuration does not have at all is a mistake to report now.
+                known = set(configured).union(logging._handlers)  # type: ignore[attr-defined]
+                missing = [n for n in self._spec if isinstance(n, str) and n not in known]
+                if missing:
+                    self._config_handlers = None
+                    raise _no_handler(missing, configured)
+                self._resolve_targets(final=False)
+        super().__init__(level)
         self._closed = False
         self._reset_runtime_state()
         _live_handlers.add(self)
@@ -222,8 +269,7 @@ class AuditQueueHandler(logging.Handler):
         self._spec = None
         self._config_handlers = None
         if missing:
-            names = ", ".join(repr(n) for n in missing)
-            raise ValueError(f"AuditQueueHandler: no handler named {names} is configured")
+            raise _no_handler(missing, logging._handlers)  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ caller side
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +53,27 @@ def logger() -> Iterator[logging.Logger]:
         log.removeHandler(handler)
         handler.close()
     logging.Logger.manager.loggerDict.pop(name, None)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """An empty folder this process may not write in.
+
+    A mode of 0o555 is enough for a normal user; root ignores modes, so as
+    root it is a read-only tmpfs mount instead (skipped where mounting is
+    not allowed).
+    """
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mount = ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)]
+    if subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("root ignores file modes, and a read-only tmpfs cannot be mounted here")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -116,16 +116,18 @@ def test_none_creates_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert AuditLogger(tmp_path / "exp2", format="none").formats == ()
 
 
-def test_unknown_format_warns_naming_the_valid_ones_and_uses_json(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_unknown_format_fails_at_construction_naming_the_accepted_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="audit_logging.facade"):
-        audit = AuditLogger(tmp_path, format="xml")
-    assert audit.formats == ("json",)
-    [message] = [r.getMessage() for r in caplog.records]
-    assert "'xml'" in message and "json" in message and "csv" in message and "none" in message
-    audit.log_event("pause")
-    assert len(load_json(audit.json_path)) == 1
+    accepted = "accepted: json, csv, json,csv, none"
+    with pytest.raises(ValueError, match=f"format='xml'; {accepted}$"):
+        AuditLogger(tmp_path / "a", format="xml")
+    with pytest.raises(ValueError, match=f"jsonl, which AuditLogger does not write; {accepted}$"):
+        AuditLogger(tmp_path / "b", format="jsonl")
+    monkeypatch.setenv("AUDIT_LOG_FORMAT", "json,xml")
+    with pytest.raises(ValueError, match=f"AUDIT_LOG_FORMAT='json,xml'; {accepted}$"):
+        AuditLogger(tmp_path / "c")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
 
 
 def test_configure_formats_in_the_shared_variable_are_passed_over_quietly(
