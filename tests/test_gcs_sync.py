@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import logging.config
@@ -483,20 +482,6 @@ def test_list_and_stream_lines_of_a_prefix(
     lines = list(iter_gcs_lines(url, client=client, suffixes=(".jsonl",)))
     assert [json.loads(x)["seq"] for x in lines] == list(range(5))
     assert all(x.endswith("\n") for x in lines)
-
-
-def test_missing_extra_raises_a_typed_import_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real = importlib.util.find_spec
-    # Simulates an environment without the extra: the one module lookup that matters fails.
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "google.cloud.storage" else real(name, *a),
-    )
-    with pytest.raises(ImportError, match=r'pip install "audit-logging\[gcs\]"'):
-        GcsSyncHandler("b", str(tmp_path))
 
 
 def test_emit_writes_nothing_and_own_warnings_cannot_loop(

@@ -34,7 +34,6 @@ Never raises.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import threading
@@ -42,6 +41,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
+from audit_logging._optional import available
 from audit_logging.redact import redact_text
 
 __all__ = ["GcsStatus", "check_gcs"]
@@ -91,10 +91,7 @@ def check_gcs(
     logs ``credentials_missing`` or ``gcs_auth_failed`` on failure; never raises.
     """
     start = time.monotonic()
-    if importlib.util.find_spec("google") is None or (
-        importlib.util.find_spec("google.cloud") is None
-        or importlib.util.find_spec("google.cloud.storage") is None
-    ):
+    if not available("google.cloud.storage"):
         return GcsStatus(
             available=False, bucket=bucket, reason="google-cloud-storage is not installed"
         )

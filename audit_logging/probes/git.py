@@ -33,13 +33,14 @@ and logs nothing.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
+
+from audit_logging._optional import available
 
 __all__ = ["DIRTY_GIT_RECOMMENDATION", "GitStatus", "check_git", "output_paths"]
 
@@ -172,7 +173,7 @@ def check_git(
 
 
 def _inspect(path: str, ignore: tuple[str, ...]) -> GitStatus:
-    if importlib.util.find_spec("git") is None:
+    if not available("git"):
         return GitStatus(available=False, reason="gitpython is not installed (extra 'git')")
     if _git_executable() is None:
         return GitStatus(available=False, reason="no git executable found on PATH")

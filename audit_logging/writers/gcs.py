@@ -10,35 +10,12 @@ targets, which closes it after the writers, so the final sync sees their
 final bytes. A sync thread runs every ``interval`` seconds when a file's
 size, mtime or inode differs from what was last synced, and once more at
 :meth:`~GcsSyncHandler.close`; :meth:`~GcsSyncHandler.sync_now` runs one now.
-
-Cost per sync is proportional to the new bytes, not to the file size:
-
-* Append-only files (``*.jsonl`` journals, ``*.csv``): the new tail is
-  uploaded as a temporary object (``{object}.gcs-sync-tmp.{token}``) and
-  appended with ``compose([object@generation, tail])``, naming the generation
-  it extends both as the source generation and as ``if_generation_match`` on
-  the destination; then the temporary object is deleted. GCS allows 32
-  sources per compose; two are enough each time, and a composite object may
-  have any number of components. Between syncs only whole batches are sent
-  (the size is read under the writers' lock, taken shared) and then only
-  whole lines, so a reader of the bucket never sees half a record, nor half a
-  CSV row whose quoted cells hold line breaks; :meth:`close` sends every
-  byte, so that each object is then byte-identical to its file.
-* Everything else (``audit_log.json``, ``*.digest.json``, warning files) is
-  rewritten in place or small: it is uploaded whole, with
-  ``if_generation_match`` = the generation we wrote last (0: create only).
-* An append-only file that shrank, was replaced (new inode) or whose synced
-  bytes changed (a hash of the last KiB synced is checked) is uploaded whole
-  as a new version of its object, again only if the object's generation is
-  the one we wrote.
+How a pass sends only the new bytes, and never overwrites an object it did
+not write, is told in :mod:`audit_logging.writers._gcs_sync`.
 
 Objects are never silently overwritten: a precondition failure (HTTP 412) is
 a conflict, reported once as a warning on the library logger ``audit_logging``
 and not forced; the file is then left alone (its state entry says why).
-Every write carries a random token in the object's metadata
-(``audit-logging-sync``) and is recorded as pending in the state file before
-it is sent: a write whose answer was lost (a timeout, a crash) is recognised
-as ours on the next attempt, instead of being taken for a conflict.
 
 The network never blocks for long: every call has an explicit ``timeout`` and
 a bounded retry (``DEFAULT_RETRY.with_timeout(retry_timeout)``:
@@ -64,36 +41,42 @@ Reading back: :func:`list_gcs_objects`, :func:`open_gcs_object` and
 :func:`iter_gcs_lines` stream ``gs://bucket/prefix`` without downloading
 whole objects into memory (for the ``audit-logging`` command).
 
-Requires the optional extra: ``pip install "audit-logging[gcs]"``.
+Requires the optional extra: ``pip install "audit-logging[gcs]"``; without
+it, building a :class:`GcsSyncHandler` raises
+:class:`~audit_logging._optional.MissingExtraError` (an ``ImportError``)
+saying so.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
-import hashlib
-import importlib.util
 import io
-import json
 import logging
 import os
-import tempfile
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Final, cast
 
-import portalocker
-
 from audit_logging import schema
-from audit_logging._files import chunks, chunks_backwards, held_shared
-from audit_logging.writers._base import replace_atomically, write_all
-from audit_logging.writers.json_array import lock_path_for, reading_lock
+from audit_logging._options import check_number, names
+from audit_logging.writers._gcs_bucket import (
+    INSTALL_HINT,
+    RECOMMENDATIONS,
+    TMP_MARK,
+    Outage,
+    classify,
+)
+from audit_logging.writers._gcs_bucket import require_gcs as _require_gcs
+from audit_logging.writers._gcs_files import DEFAULT_EXCLUDE, STATE_FILE
+from audit_logging.writers._gcs_sync import SyncPass
 
 __all__ = [
+    "DEFAULT_EXCLUDE",
+    "INSTALL_HINT",
+    "STATE_FILE",
     "GcsObject",
     "GcsSyncHandler",
     "iter_gcs_lines",
@@ -102,188 +85,13 @@ __all__ = [
     "parse_gcs_url",
 ]
 
-INSTALL_HINT: Final = 'pip install "audit-logging[gcs]"'
-STATE_FILE: Final = ".gcs-sync-state.json"
-LOCK_FILE: Final = ".gcs-sync.lock"
-TOKEN_KEY: Final = "audit-logging-sync"
-TMP_MARK: Final = ".gcs-sync-tmp."
-#: Files appended to, never rewritten: synced by tail + compose.
-APPEND_PATTERNS: Final = ("*.jsonl", "*.csv")
-#: Never mirrored: our own state and lock, hidden and temporary files of writers.
-DEFAULT_EXCLUDE: Final = (".*", "*.tmp", "*.lock", "*~")
-_CONTENT_TYPES: Final = {
-    ".jsonl": "application/x-ndjson",
-    ".json": "application/json",
-    ".csv": "text/csv",
-}
-_FINGERPRINT_BYTES = 1024
-_LOG = logging.getLogger("audit_logging")
-
-
-def _require_gcs() -> None:
-    if importlib.util.find_spec("google.cloud.storage") is None:
-        raise ImportError(
-            f"GCS support needs google-cloud-storage: {INSTALL_HINT}", name="google.cloud.storage"
-        )
-
-
-def _retry(seconds: float) -> Any:
-    """google-cloud-storage's default retry, bounded to ``seconds`` in total."""
-    from google.cloud.storage.retry import DEFAULT_RETRY
-
-    # with_timeout is google-api-core >= 2.17's name; older versions only have with_deadline.
-    bound = getattr(DEFAULT_RETRY, "with_timeout", None) or DEFAULT_RETRY.with_deadline
-    return bound(max(seconds, 0.0))
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class _Outage(Exception):
-    """The bucket cannot be used now: retried with backoff, reported once."""
-
-    def __init__(self, kind: str, error: BaseException | str) -> None:
-        super().__init__(str(error))
-        self.kind = kind
-        self.error = error
-
-
-class _Conflict(Exception):
-    """An object is not the one we last wrote: reported, never forced."""
-
-
-def _classify(exc: BaseException) -> str | None:
-    """The warning type of an outage for ``exc``, ``"conflict"``, or None (not a GCS error)."""
-    from google.api_core import exceptions as api
-    from google.auth import exceptions as auth
-
-    if isinstance(exc, auth.DefaultCredentialsError):
-        return schema.WarningType.CREDENTIALS_MISSING.value
-    if isinstance(exc, api.PreconditionFailed):
-        return "conflict"
-    # Not every OSError: a local one (disk full while saving the state) is not an outage.
-    network: tuple[type[BaseException], ...] = (
-        api.GoogleAPIError,
-        auth.GoogleAuthError,
-        ConnectionError,
-        TimeoutError,
-    )
-    try:
-        import requests
-
-        network += (requests.RequestException,)
-    except ImportError:  # pragma: no cover - a dependency of google-cloud-storage
-        pass
-    if isinstance(exc, network):
-        return schema.WarningType.GCS_AUTH_FAILED.value
-    return None
-
-
-_RECOMMENDATIONS: Final = {
-    "credentials_missing": (
-        "Provide credentials: `gcloud auth application-default login`, "
-        "GOOGLE_APPLICATION_CREDENTIALS, or a service account on the VM. "
-        "Local files are kept and will be sent once credentials are found."
-    ),
-    "gcs_auth_failed": (
-        "Check that the bucket exists and that these credentials may create and compose "
-        "objects in it (roles/storage.objectCreator is not enough: compose and the "
-        "preconditions need storage.objects.get; delete of temporary objects needs "
-        "storage.objects.delete). Local files are kept and will be sent when reachable."
-    ),
-}
-
-
-# --------------------------------------------------------------------------- state
-
-
-def _is_append_only(rel: str) -> bool:
-    name = rel.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatch(name, p) for p in APPEND_PATTERNS)
-
-
-def _content_type(rel: str) -> str:
-    return _CONTENT_TYPES.get(os.path.splitext(rel)[1].lower(), "application/octet-stream")
-
-
-def _fingerprint(fd: int, end: int) -> str:
-    """Hash of the last KiB before ``end``: cheap evidence that synced bytes did not change."""
-    start = max(0, end - _FINGERPRINT_BYTES)
-    data = os.pread(fd, end - start, start)
-    return hashlib.sha256(data).hexdigest()[:32]
-
-
-def _copy_under_lock(path: str, fd: int) -> tuple[int, os.stat_result]:
-    """A private copy of the array file open as ``fd``, taken under its writers' lock.
-
-    Returns the copy's descriptor (its file already unlinked) and the stat of
-    the original at the time of the copy.
-    """
-    copy, name = tempfile.mkstemp(prefix=".audit-logging-sync-")
-    os.unlink(name)
-    try:
-        with reading_lock(path):
-            st = os.fstat(fd)
-            for chunk in chunks(fd, 0, st.st_size):
-                write_all(copy, chunk)
-    except BaseException:
-        os.close(copy)
-        raise
-    return copy, st
-
-
-def _complete_length(fd: int, start: int, end: int) -> int:
-    """Length of the file up to its last newline in ``[start, end)``; ``start`` if there is none."""
-    for low, chunk in chunks_backwards(fd, start, end):
-        i = chunk.rfind(b"\n")
-        if i >= 0:
-            return low + i + 1
-    return start
-
-
-class _Window(io.RawIOBase):
-    """``length`` bytes of ``fd`` from ``offset``, as a file (what ``upload_from_file`` reads).
-
-    Reads with ``pread``: a writer appending meanwhile cannot move our position,
-    and bytes past the window (written after the stat) are not sent.
-    """
-
-    def __init__(self, fd: int, offset: int, length: int, counter: list[int]) -> None:
-        self._fd, self._start, self._end, self._pos = fd, offset, offset + length, offset
-        self._counter = counter
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos - self._start
-
-    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: self._start, os.SEEK_CUR: self._pos, os.SEEK_END: self._end}[whence]
-        self._pos = min(max(self._start, base + pos), self._end)
-        return self.tell()
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        n = min(len(view), self._end - self._pos)
-        if n <= 0:
-            return 0
-        data = os.pread(self._fd, n, self._pos)
-        if len(data) < n:  # the file shrank under us: the next sync sees it and re-sends
-            raise OSError(f"file shrank while uploading ({len(data)} < {n} bytes)")
-        view[: len(data)] = data
-        self._pos += len(data)
-        self._counter[0] += len(data)
-        return len(data)
+_LOG: Final = logging.getLogger("audit_logging")
 
 
 # --------------------------------------------------------------------------- the handler
 
 
-class GcsSyncHandler(logging.Handler):
+class GcsSyncHandler(SyncPass, logging.Handler):
     """Mirror every file under ``directory`` to ``gs://{bucket}/{prefix}/``.
 
     :param bucket: bucket name (without ``gs://``).
@@ -322,20 +130,24 @@ class GcsSyncHandler(logging.Handler):
         exclude: Iterable[str] = DEFAULT_EXCLUDE,
     ) -> None:
         _require_gcs()
+        # Checked before Handler.__init__ registers us: a set-up mistake fails here.
+        owner = "GcsSyncHandler"
+        if not isinstance(bucket, str) or not bucket or "/" in bucket:
+            raise ValueError(f"{owner}: bucket must be a bucket name, not {bucket!r}")
+        if prefix is not None and not isinstance(prefix, str):
+            raise TypeError(f"{owner}: prefix must be a string, not {type(prefix).__name__}")
+        self.interval = check_number(owner, "interval", interval, minimum=0)
+        self.close_timeout = check_number(owner, "close_timeout", close_timeout, minimum=0)
+        self.timeout = check_number(owner, "timeout", timeout, minimum=0)
+        self.retry_timeout = check_number(owner, "retry_timeout", retry_timeout, minimum=0)
+        self.exclude = names(owner, "exclude", exclude)  # one string is one pattern
         super().__init__(level)
-        if not bucket or "/" in bucket:
-            raise ValueError(f"bucket must be a bucket name, not {bucket!r}")
         self.bucket_name = bucket.removeprefix("gs://")
         self.directory = os.path.abspath(os.fspath(directory))
         if prefix is None:
             prefix = f"{schema.HOST}/{schema.session_id()}"
         self.prefix = prefix.strip("/")
-        self.interval = float(interval)
         self.project = project
-        self.close_timeout = float(close_timeout)
-        self.timeout = float(timeout)
-        self.retry_timeout = float(retry_timeout)
-        self.exclude = tuple(exclude)
         self._client = client
         #: Bytes sent in uploads (tails and whole files), for monitoring and tests.
         self.bytes_uploaded = 0
@@ -438,20 +250,6 @@ class GcsSyncHandler(logging.Handler):
                     return
                 self._sync(final=False, deadline=None)
 
-    # ------------------------------------------------------------------ one sync
-
-    def _remaining(self, deadline: float | None) -> float:
-        ends = [d for d in (deadline, self._close_deadline) if d is not None]
-        if not ends:
-            return self.retry_timeout
-        return min(self.retry_timeout, min(ends) - time.monotonic())
-
-    def _call_args(self, deadline: float | None) -> dict[str, Any]:
-        left = self._remaining(deadline)
-        if left <= 0:
-            raise _Outage(schema.WarningType.GCS_AUTH_FAILED.value, "deadline reached")
-        return {"timeout": min(self.timeout, left), "retry": _retry(left)}
-
     def _get_client(self) -> Any:
         if self._client is None:
             from google.cloud import storage
@@ -459,10 +257,10 @@ class GcsSyncHandler(logging.Handler):
             try:
                 self._client = storage.Client(project=self.project)
             except Exception as exc:
-                kind = _classify(exc)
+                kind = classify(exc)
                 if kind is None or kind == "conflict":
                     raise
-                raise _Outage(kind, exc) from exc
+                raise Outage(kind, exc) from exc
         return self._client
 
     def _sync(self, final: bool, deadline: float | None) -> bool:
@@ -471,379 +269,19 @@ class GcsSyncHandler(logging.Handler):
             client = self._get_client()
             bucket = client.bucket(self.bucket_name)
             pending = self._sync_files(bucket, final, deadline)
-        except _Outage as outage:
+        except Outage as outage:
             self._on_failure(outage.kind, outage.error)
             return False
         except Exception as exc:
-            kind = _classify(exc)
+            kind = classify(exc)
             if kind is None or kind == "conflict":
                 self._failures += 1
-                self.handleError(_internal_record(f"GCS sync of {self.directory} failed"))
+                self.handleError(internal_record(f"GCS sync of {self.directory} failed"))
                 return False
             self._on_failure(kind, exc)
             return False
         self._on_success()
         return not pending
-
-    def _sync_files(self, bucket: Any, final: bool, deadline: float | None) -> bool:
-        if not os.path.isdir(self.directory):
-            return False
-        lock_wait = max(0.0, self._remaining(deadline))
-        lock = portalocker.Lock(
-            os.path.join(self.directory, LOCK_FILE),
-            mode="a",
-            timeout=lock_wait,
-            check_interval=0.05,
-            fail_when_locked=False,
-        )
-        try:
-            lock.acquire()
-        except portalocker.LockException:
-            return True  # another process is syncing this directory: not known to be done
-        try:
-            state = self._load_state()
-            self._collect_garbage(bucket, state, deadline)
-            pending = False
-            for rel, path in self._scan():
-                entry = state["files"].get(rel)
-                if entry is not None and entry.get("conflict"):
-                    self._report_conflict(rel, entry)
-                    continue
-                try:
-                    pending |= self._sync_file(bucket, state, rel, path, final, deadline)
-                except _Conflict as conflict:
-                    entry = state["files"].setdefault(rel, {})
-                    entry["conflict"] = str(conflict)
-                    entry.pop("pending", None)
-                    self._save_state(state)
-                    self.conflicts += 1
-                    self._report_conflict(rel, entry)
-            return pending
-        finally:
-            lock.release()
-
-    def _scan(self) -> Iterator[tuple[str, str]]:
-        """(relative posix path, path) of regular files to mirror, in sorted order."""
-        found: list[tuple[str, str]] = []
-        for root, dirs, files in os.walk(self.directory):
-            dirs[:] = [d for d in dirs if not self._excluded(d)]
-            for name in files:
-                if self._excluded(name):
-                    continue
-                path = os.path.join(root, name)
-                rel = os.path.relpath(path, self.directory).replace(os.sep, "/")
-                found.append((rel, path))
-        return iter(sorted(found))
-
-    def _excluded(self, name: str) -> bool:
-        return TMP_MARK in name or any(fnmatch.fnmatch(name, p) for p in self.exclude)
-
-    def _sync_file(
-        self,
-        bucket: Any,
-        state: dict[str, Any],
-        rel: str,
-        path: str,
-        final: bool,
-        deadline: float | None,
-    ) -> bool:
-        """Send what changed in one file; True when bytes are left for a later sync."""
-        try:
-            # Never through a symlink: a link to a secret must not end up in a bucket.
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:
-            return False  # vanished or unreadable: nothing to mirror
-        try:
-            st = os.fstat(fd)
-            if not _is_regular(st.st_mode):
-                return False
-            append = _is_append_only(rel)
-            if append and not final:
-                # Whole batches only: the journal and CSV writers append each
-                # batch under an exclusive lock on the file, so its size seen
-                # under that lock (shared) ends a batch. "Up to the last newline"
-                # alone could cut a CSV row, whose quoted cells may hold newlines.
-                with held_shared(fd):
-                    st = os.fstat(fd)
-            entry: dict[str, Any] | None = state["files"].get(rel)
-            if entry is not None and entry.get("pending"):
-                entry = self._resolve_pending(bucket, state, rel, entry, deadline)
-            if entry is not None and (
-                entry.get("size") == st.st_size
-                and entry.get("inode") == st.st_ino
-                and entry.get("mtime_ns") == st.st_mtime_ns
-            ):
-                return False
-            extend = (
-                append
-                and entry is not None
-                and bool(entry.get("generation"))
-                and entry.get("inode") == st.st_ino
-                and 0 < entry["size"] <= st.st_size
-                and entry.get("fingerprint") == _fingerprint(fd, entry["size"])
-            )
-            base = entry["size"] if extend and entry is not None else 0
-            size = st.st_size
-            if append and not final:
-                size = _complete_length(fd, base, size)
-            if extend and entry is not None:
-                if size == base:
-                    return st.st_size > size
-                self._append(bucket, state, rel, entry, fd, st, size, deadline)
-            elif append:
-                if size == 0 and st.st_size > 0:
-                    return True  # not one whole line yet
-                self._upload_whole(bucket, state, rel, entry, fd, st, size, deadline)
-            elif os.path.exists(lock_path_for(path)):
-                # audit_log.json is written in place: copy it under its writers'
-                # lock (a read racing a write can see a page half copied), then
-                # send the copy, without holding the writers up for the upload.
-                copy, st = _copy_under_lock(path, fd)
-                try:
-                    self._upload_whole(bucket, state, rel, entry, copy, st, st.st_size, deadline)
-                finally:
-                    os.close(copy)
-                return False
-            else:
-                self._upload_whole(bucket, state, rel, entry, fd, st, size, deadline)
-            return st.st_size > size
-        finally:
-            os.close(fd)
-
-    def _object_name(self, rel: str, entry: dict[str, Any] | None) -> str:
-        if entry is not None and entry.get("object"):
-            return str(entry["object"])
-        return f"{self.prefix}/{rel}" if self.prefix else rel
-
-    def _upload_whole(
-        self,
-        bucket: Any,
-        state: dict[str, Any],
-        rel: str,
-        entry: dict[str, Any] | None,
-        fd: int,
-        st: os.stat_result,
-        size: int,
-        deadline: float | None,
-    ) -> None:
-        generation = int(entry.get("generation") or 0) if entry else 0
-        new = dict(entry or {})
-        name, token = self._mark_pending(state, rel, new, fd, st, size, op="whole")
-        blob = bucket.blob(name)
-        blob.metadata = {TOKEN_KEY: token}
-        try:
-            self._upload(blob, fd, 0, size, rel, generation, deadline)
-        except Exception as exc:
-            if _classify(exc) == "conflict":
-                self._resolve_pending(bucket, state, rel, new, deadline, raise_conflict=True)
-                return
-            raise
-        self._commit(state, rel, new, blob.generation)
-
-    def _mark_pending(
-        self,
-        state: dict[str, Any],
-        rel: str,
-        entry: dict[str, Any],
-        fd: int,
-        st: os.stat_result,
-        size: int,
-        op: str,
-        token: str | None = None,
-        **extra: Any,
-    ) -> tuple[str, str]:
-        """Record in the state file, before sending, the write about to be made.
-
-        A write whose answer is lost (a timeout, a crash) is then recognised as
-        ours by its token on the next attempt. Returns ``(object name, token)``.
-        """
-        name = self._object_name(rel, entry)
-        token = token or uuid.uuid4().hex
-        entry["object"] = name
-        entry["pending"] = {
-            "token": token,
-            "size": size,
-            "inode": st.st_ino,
-            "mtime_ns": st.st_mtime_ns,
-            "fingerprint": _fingerprint(fd, size),
-            "op": op,
-            **extra,
-        }
-        state["files"][rel] = entry
-        self._save_state(state)
-        return name, token
-
-    def _append(
-        self,
-        bucket: Any,
-        state: dict[str, Any],
-        rel: str,
-        entry: dict[str, Any],
-        fd: int,
-        st: os.stat_result,
-        size: int,
-        deadline: float | None,
-    ) -> None:
-        generation = int(entry["generation"])
-        token = uuid.uuid4().hex
-        name = self._object_name(rel, entry)
-        tmp = bucket.blob(f"{name}{TMP_MARK}{token}")
-        self._mark_pending(state, rel, entry, fd, st, size, op="append", token=token, tmp=tmp.name)
-        self._upload(tmp, fd, entry["size"], size - entry["size"], rel, 0, deadline)
-        dest = bucket.blob(name)
-        dest.metadata = {TOKEN_KEY: token}
-        dest.content_type = _content_type(rel)
-        sources = [bucket.blob(name, generation=generation), tmp]
-        try:
-            dest.compose(sources, if_generation_match=generation, **self._call_args(deadline))
-        except Exception as exc:
-            kind = _classify(exc)
-            from google.api_core import exceptions as api
-
-            if kind == "conflict":
-                self._resolve_pending(bucket, state, rel, entry, deadline, raise_conflict=True)
-                return
-            if isinstance(exc, api.NotFound) and self._bucket_exists(bucket, deadline):
-                # Our object was deleted remotely: send the whole file again, create-only.
-                state["files"].pop(rel, None)
-                self._remember_garbage(state, tmp.name)
-                self._save_state(state)
-                return
-            raise
-        self._remember_garbage(state, tmp.name)
-        # GCS enforces the preconditions above; some emulators do not, so check the result.
-        if dest.size is not None and int(dest.size) != size:
-            raise _Conflict(
-                f"gs://{self.bucket_name}/{name} has {dest.size} bytes after appending, "
-                f"{size} expected: it was changed by someone else"
-            )
-        self._commit(state, rel, entry, dest.generation)
-        self._collect_garbage(bucket, state, deadline)
-
-    def _upload(
-        self,
-        blob: Any,
-        fd: int,
-        offset: int,
-        length: int,
-        rel: str,
-        if_generation_match: int,
-        deadline: float | None,
-    ) -> None:
-        """The one place bytes are sent: ``length`` bytes of ``fd`` from ``offset``."""
-        counter = [0]
-        window = _Window(fd, offset, length, counter)
-        try:
-            blob.upload_from_file(
-                window,
-                size=length,
-                content_type=_content_type(rel),
-                if_generation_match=if_generation_match,
-                **self._call_args(deadline),
-            )
-        finally:
-            # Bytes read for sending, each retry included: what this sync cost on the wire.
-            self.bytes_uploaded += counter[0]
-            self.uploads += 1
-
-    def _commit(
-        self, state: dict[str, Any], rel: str, entry: dict[str, Any], generation: Any
-    ) -> None:
-        pending = entry.pop("pending")
-        entry.update(
-            generation=int(generation),
-            size=pending["size"],
-            inode=pending["inode"],
-            mtime_ns=pending["mtime_ns"],
-            fingerprint=pending["fingerprint"],
-        )
-        state["files"][rel] = entry
-        self._save_state(state)
-
-    def _resolve_pending(
-        self,
-        bucket: Any,
-        state: dict[str, Any],
-        rel: str,
-        entry: dict[str, Any],
-        deadline: float | None,
-        raise_conflict: bool = False,
-    ) -> dict[str, Any]:
-        """Was the pending write sent after all (a lost answer, a crash)? Adopt it or drop it."""
-        pending = entry["pending"]
-        if pending.get("tmp"):
-            self._remember_garbage(state, pending["tmp"])
-        blob = bucket.get_blob(entry["object"], **self._call_args(deadline))
-        if blob is not None and (blob.metadata or {}).get(TOKEN_KEY) == pending["token"]:
-            self._commit(state, rel, entry, blob.generation)
-            return entry
-        generation = entry.get("generation") or 0
-        if raise_conflict:
-            found = "exists" if blob is not None else "is missing"
-            raise _Conflict(
-                f"gs://{self.bucket_name}/{entry['object']} {found} but is not the version "
-                f"this mirror wrote (expected generation {generation}); not overwritten"
-            )
-        entry.pop("pending")
-        if not entry.get("generation"):
-            # Never written: keep only the object name, so the file still goes where this
-            # mirror meant to put it (the prefix of the run that first saw it).
-            stub: dict[str, Any] = {"object": entry["object"]}
-            state["files"][rel] = stub
-            self._save_state(state)
-            return stub
-        self._save_state(state)
-        return entry
-
-    def _bucket_exists(self, bucket: Any, deadline: float | None) -> bool:
-        return bool(bucket.exists(**self._call_args(deadline)))
-
-    # ------------------------------------------------------------------ temporary objects
-
-    @staticmethod
-    def _remember_garbage(state: dict[str, Any], name: str) -> None:
-        if name not in state["garbage"]:
-            state["garbage"].append(name)
-
-    def _collect_garbage(self, bucket: Any, state: dict[str, Any], deadline: float | None) -> None:
-        """Delete the temporary tail objects of earlier appends (kept in the state until gone)."""
-        from google.api_core import exceptions as api
-
-        for name in list(state["garbage"]):
-            try:
-                bucket.blob(name).delete(**self._call_args(deadline))
-            except api.NotFound:
-                pass
-            except api.Forbidden:
-                # A retention policy (Bucket Lock) keeps them: nothing more we may do.
-                pass
-            state["garbage"].remove(name)
-            self._save_state(state)
-
-    # ------------------------------------------------------------------ state file
-
-    @property
-    def state_path(self) -> str:
-        return os.path.join(self.directory, STATE_FILE)
-
-    def _load_state(self) -> dict[str, Any]:
-        try:
-            with open(self.state_path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except (OSError, ValueError):
-            data = {}
-        if not isinstance(data, dict) or data.get("version") != 1:
-            data = {"version": 1, "buckets": {}}
-        self._state_doc = data
-        bucket = data["buckets"].setdefault(self.bucket_name, {})
-        bucket.setdefault("files", {})
-        bucket.setdefault("garbage", [])
-        return dict(bucket)
-
-    def _save_state(self, state: dict[str, Any]) -> None:
-        doc = self._state_doc
-        doc["buckets"][self.bucket_name] = state
-        replace_atomically(self.state_path, json.dumps(doc, indent=1, sort_keys=True).encode())
 
     # ------------------------------------------------------------------ reports
 
@@ -868,7 +306,7 @@ class GcsSyncHandler(logging.Handler):
             extra={
                 "warning_type": kind,
                 "details": details,
-                "recommendation": _RECOMMENDATIONS.get(kind),
+                "recommendation": RECOMMENDATIONS.get(kind),
             },
         )
 
@@ -910,13 +348,7 @@ class GcsSyncHandler(logging.Handler):
         return f"<{type(self).__name__} gs://{self.bucket_name}/{self.prefix} <- {self.directory}>"
 
 
-def _is_regular(mode: int) -> bool:
-    import stat
-
-    return stat.S_ISREG(mode)
-
-
-def _internal_record(msg: str) -> logging.LogRecord:
+def internal_record(msg: str) -> logging.LogRecord:
     return logging.LogRecord("audit_logging", logging.ERROR, __file__, 0, msg, None, None)
 
 
