@@ -1,4 +1,11 @@
-"""Shared fixtures: each test gets its own logger, a clean logging state and a clean environment."""
+"""Shared fixtures: each test gets its own logger, a clean logging state and a clean environment.
+
+Also shared: the GCS emulator's fixtures (``gcs_server``, ``gcs_bucket``,
+``gcs_hermetic_env``, from ``gcs_server.py``; they skip when the ``gcs``
+extra or the emulator is absent), ``captured`` (a logger whose warnings become
+files), ``lib_log`` (what the library says on its own logger) and
+``read_only_dir``.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +19,10 @@ from pathlib import Path
 import pytest
 
 from audit_logging import queue as audit_queue
+from audit_logging.writers.warnings import WarningFileHandler
 
-from helpers import AUDIT_ENV
+from gcs_server import gcs_bucket, gcs_hermetic_env, gcs_server  # noqa: F401
+from helpers import AUDIT_ENV, Collect
 
 
 @pytest.fixture(autouse=True)
@@ -77,3 +86,24 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture
+def captured(tmp_path: Path, logger: logging.Logger) -> tuple[logging.Logger, Path]:
+    """``logger`` with a warning writer into ``tmp_path/warnings`` (returned with it)."""
+    out = tmp_path / "warnings"
+    logger.addHandler(WarningFileHandler(directory=out))
+    return logger, out
+
+
+@pytest.fixture
+def lib_log() -> Iterator[Collect]:
+    """What the library says on its own logger ``audit_logging``."""
+    handler = Collect()
+    log = logging.getLogger("audit_logging")
+    log.addHandler(handler)
+    old = log.level
+    log.setLevel(logging.DEBUG)
+    yield handler
+    log.removeHandler(handler)
+    log.setLevel(old)

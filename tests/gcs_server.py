@@ -193,6 +193,7 @@ class GcsServer:
 
 @pytest.fixture(scope="session")
 def gcs_server() -> Iterator[GcsServer]:
+    pytest.importorskip("google.cloud.storage", reason="needs the `gcs` extra")
     try:
         binary = fake_gcs_binary()
     except RuntimeError as exc:  # the wrapper's "unsupported platform"
@@ -214,6 +215,7 @@ def gcs_hermetic_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """No credentials, no metadata server, no proxy for loopback, an empty HOME (returned)."""
+    pytest.importorskip("google.cloud.storage", reason="needs the `gcs` extra")
     home = tmp_path_factory.mktemp("home")
     for name in CREDENTIAL_ENV:
         monkeypatch.delenv(name, raising=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -85,3 +86,21 @@ class UnprintableError(Exception):
 
     def __str__(self) -> str:
         raise RuntimeError("str refused")
+
+
+class Collect(logging.Handler):
+    """Keeps every record it is handed (``.warnings(kind)``: those with a ``warning_type``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def warnings(self, kind: str | None = None) -> list[logging.LogRecord]:
+        return [
+            r
+            for r in self.records
+            if getattr(r, "warning_type", None) and (kind is None or r.warning_type == kind)  # type: ignore[attr-defined]
+        ]

@@ -13,12 +13,7 @@ from audit_logging import AuditQueueHandler, JsonlHandler
 from audit_logging.cli import main
 from audit_logging.writers.gcs import GcsSyncHandler
 
-import gcs_server as gcs_fixtures
 from gcs_server import GcsServer
-
-gcs_server = gcs_fixtures.gcs_server
-gcs_bucket = gcs_fixtures.gcs_bucket
-gcs_hermetic_env = gcs_fixtures.gcs_hermetic_env
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,47 +25,12 @@ from audit_logging.writers.gcs import (
 )
 from audit_logging.writers.json_array import JsonArrayHandler
 
-import gcs_server as gcs_fixtures
 from gcs_server import GcsServer
-from helpers import REPO, read_jsonl, read_while_a_writer_is_mid_batch
-
-# Fixtures of gcs_server.py, bound here (not imported by name: parameters would shadow imports).
-gcs_server = gcs_fixtures.gcs_server
-gcs_bucket = gcs_fixtures.gcs_bucket
-gcs_hermetic_env = gcs_fixtures.gcs_hermetic_env
+from helpers import REPO, Collect, read_jsonl, read_while_a_writer_is_mid_batch
 
 pytestmark = pytest.mark.usefixtures("gcs_hermetic_env")
 
 PREFIX = "host-a/session-1"
-
-
-class Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def warnings(self, kind: str | None = None) -> list[logging.LogRecord]:
-        return [
-            r
-            for r in self.records
-            if getattr(r, "warning_type", None) and (kind is None or r.warning_type == kind)  # type: ignore[attr-defined]
-        ]
-
-
-@pytest.fixture
-def lib_log() -> Iterator[Collect]:
-    """What the library says on its own logger ``audit_logging``."""
-    handler = Collect()
-    log = logging.getLogger("audit_logging")
-    log.addHandler(handler)
-    old = log.level
-    log.setLevel(logging.DEBUG)
-    yield handler
-    log.removeHandler(handler)
-    log.setLevel(old)
 
 
 def make(

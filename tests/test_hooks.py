@@ -26,20 +26,12 @@ from audit_logging.hooks import (
     report_checkpoint_corrupted,
     uninstall_hooks,
 )
-from audit_logging.writers.warnings import WarningFileHandler
 
 from helpers import REPO, run_python
 
 
 def warnings_in(directory: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
-
-
-@pytest.fixture
-def captured(tmp_path: Path, logger: logging.Logger) -> tuple[logging.Logger, Path]:
-    out = tmp_path / "warnings"
-    logger.addHandler(WarningFileHandler(directory=out))
-    return logger, out
 
 
 @pytest.fixture

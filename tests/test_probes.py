@@ -15,7 +15,6 @@ import pytest
 from audit_logging.probes import check_gcs, check_git
 from audit_logging.writers.warnings import WarningFileHandler
 
-from gcs_server import gcs_bucket, gcs_hermetic_env, gcs_server  # noqa: F401
 from helpers import run_python
 
 GIT = [
@@ -38,6 +37,7 @@ def git(repo: Path, *args: str) -> str:
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A repository with one commit (train.py, data.csv), isolated from any user git config."""
+    pytest.importorskip("git", reason="the git probe needs the `git` extra (gitpython)")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
@@ -53,13 +53,6 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def warnings_in(directory: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
-
-
-@pytest.fixture
-def captured(tmp_path: Path, logger: logging.Logger) -> tuple[logging.Logger, Path]:
-    out = tmp_path / "warnings"
-    logger.addHandler(WarningFileHandler(directory=out))
-    return logger, out
 
 
 # --------------------------------------------------------------------------- git
@@ -139,6 +132,7 @@ def test_own_warning_folder_does_not_make_the_tree_dirty(
 def test_not_a_repository_and_no_commits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, captured: tuple[logging.Logger, Path]
 ) -> None:
+    pytest.importorskip("git", reason="the git probe needs the `git` extra (gitpython)")
     logger, out = captured
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     plain = tmp_path / "plain"

@@ -132,6 +132,7 @@ def test_fingerprint_is_stable_given_or_computed(in_tmp_cwd: Path, logger: loggi
 def test_git_commit_given_or_head_of_the_working_repository(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logger: logging.Logger
 ) -> None:
+    pytest.importorskip("git", reason="HEAD is read with the `git` extra (gitpython)")
     repo = tmp_path / "repo"
     repo.mkdir()
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
