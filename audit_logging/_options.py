@@ -15,11 +15,13 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 __all__ = [
+    "WRITER_OPTIONS",
     "check_bool",
     "check_choice",
     "check_int",
     "check_number",
     "check_writable_dir",
+    "check_writer_options",
     "names",
 ]
 
@@ -113,3 +115,62 @@ def check_writable_dir(path: str | os.PathLike[str]) -> None:
     if not os.access(probe, os.W_OK | os.X_OK):
         # access() also answers for a read-only mount, where even root may not write.
         raise PermissionError(errno.EACCES, "folder is not writable", probe)
+
+
+#: The writers' keyword options and what each must be: ``(kind, minimum)``;
+#: kinds ``int``, ``number``, ``bool``, ``str``, ``key`` (str, bytes or None),
+#: ``names`` (strings or None); ``?`` after a kind allows None.
+WRITER_OPTIONS: dict[str, tuple[str, float | None]] = {
+    "file_mode": ("int", 0),
+    "dir_mode": ("int", 0),
+    "redact": ("bool", None),
+    "chain": ("bool", None),
+    "per_session": ("bool", None),
+    "prefix": ("str", None),
+    "hmac_key": ("key", None),
+    "secret_keys": ("names?", None),
+    "digest_interval": ("number", 0),
+    "max_record_bytes": ("int", 1),
+    "max_files_per_type": ("int?", 0),
+    "max_age_days": ("number?", 0),
+    "max_total_bytes": ("int?", 0),
+}
+
+
+def check_writer_options(owner: str, **options: Any) -> None:
+    """Check a writer's keyword options against :data:`WRITER_OPTIONS`; raise naming a bad one.
+
+    For the writers' constructors, which ``dictConfig`` and ``fileConfig``
+    call: ``check_writer_options("JsonlHandler", digest_interval=digest_interval,
+    max_record_bytes=max_record_bytes, ...)``. An option not in the table is
+    not checked.
+    """
+    for option, value in options.items():
+        spec = WRITER_OPTIONS.get(option)
+        if spec is None:
+            continue
+        kind, minimum = spec
+        if kind.endswith("?"):
+            if value is None:
+                continue
+            kind = kind[:-1]
+        if kind == "int":
+            check_int(owner, option, value, None if minimum is None else int(minimum))
+        elif kind == "number":
+            check_number(owner, option, value, minimum)
+        elif kind == "bool":
+            check_bool(owner, option, value)
+        elif kind == "str" and not isinstance(value, str):
+            raise TypeError(
+                f"{_owner(owner, option)} must be a string, not {type(value).__name__} {value!r}"
+            )
+        elif kind == "key" and value is not None and not isinstance(value, (str, bytes)):
+            raise TypeError(
+                f"{_owner(owner, option)} must be a string or bytes, not {type(value).__name__}"
+            )
+        elif kind == "names":
+            if isinstance(value, str):  # the writer would iterate its letters
+                raise TypeError(
+                    f"{_owner(owner, option)} must be a list of names, not str {value!r}"
+                )
+            names(owner, option, value)

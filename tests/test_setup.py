@@ -192,3 +192,52 @@ def test_configure_checks_option_types(tmp_path: Path, logger: logging.Logger) -
     with pytest.raises(TypeError, match="runtime_log_max_bytes must be an integer"):
         configure(root_dir=tmp_path, logger=logger, runtime_log_max_bytes="10MB")  # type: ignore[arg-type]
     assert attached(logger) == []
+
+
+# --------------------------------------------------------------------------- writers' options
+
+
+def test_the_writer_option_check_names_the_option() -> None:
+    from audit_logging._options import check_writer_options
+
+    check_writer_options(
+        "JsonlHandler",
+        file_mode=0o600,
+        redact=True,
+        hmac_key=None,
+        secret_keys=["token"],
+        digest_interval=10,
+        max_files_per_type=None,
+        unknown_option=object(),
+    )
+    bad: list[tuple[dict[str, Any], type[Exception], str]] = [
+        ({"max_record_bytes": "1MB"}, TypeError, "max_record_bytes must be an integer"),
+        ({"max_record_bytes": 0}, ValueError, "max_record_bytes must be at least 1"),
+        ({"redact": "false"}, TypeError, "redact must be True or False, not str 'false'"),
+        ({"digest_interval": "10s"}, TypeError, "digest_interval must be a number"),
+        ({"max_age_days": -1}, ValueError, "max_age_days must be at least 0"),
+        ({"secret_keys": "token"}, TypeError, "secret_keys must be a list of names, not str"),
+        ({"hmac_key": 42}, TypeError, "hmac_key must be a string or bytes, not int"),
+        ({"prefix": None}, TypeError, "prefix must be a string, not NoneType"),
+    ]
+    for options, error, says in bad:
+        with pytest.raises(error, match=f"^JsonlHandler: {says}"):
+            check_writer_options("JsonlHandler", **options)
+
+
+def test_the_gcs_mirror_checks_its_options(
+    tmp_path: Path, gcs_server: Any, gcs_bucket: Any, gcs_hermetic_env: Path
+) -> None:
+    from audit_logging import GcsSyncHandler
+
+    with pytest.raises(TypeError, match=r"^GcsSyncHandler: interval must be a number, not str"):
+        GcsSyncHandler(gcs_bucket.name, tmp_path, interval="60")  # type: ignore[arg-type]
+    mirror = GcsSyncHandler(
+        gcs_bucket.name, tmp_path, exclude="*.tmp", client=gcs_server.client(), interval=3600
+    )
+    (tmp_path / "kept.json").write_text("{}")
+    (tmp_path / "skipped.tmp").write_text("x")
+    mirror.close()
+    assert mirror.exclude == ("*.tmp",)  # one pattern, not five letters
+    names = [blob.name.rsplit("/", 1)[-1] for blob in gcs_server.client().list_blobs(gcs_bucket)]
+    assert names == ["kept.json"]

@@ -123,8 +123,11 @@ def is_regular(mode: int) -> bool:
 
 
 def excluded(name: str, patterns: Iterable[str]) -> bool:
-    """Whether a file or folder name is never mirrored (a temporary object's, or ``patterns``)."""
-    return TMP_MARK in name or any(fnmatch.fnmatch(name, p) for p in patterns)
+    """Whether a file or folder name is not mirrored: the mirror's own files, or ``patterns``."""
+    # Our state and lock whatever ``patterns`` the user chose instead of the default.
+    if name in (STATE_FILE, LOCK_FILE) or TMP_MARK in name:
+        return True
+    return any(fnmatch.fnmatch(name, p) for p in patterns)
 
 
 def scan(directory: str, patterns: Iterable[str]) -> list[tuple[str, str]]:
