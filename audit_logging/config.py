@@ -18,8 +18,9 @@ AUDIT_RUNTIME_LOG   ``0`` turns off the runtime log and the    ``1``
 
 Besides the audit outputs, ``configure()`` sets up the human-readable runtime
 log that a plain ``logging.basicConfig()`` would have given: every record of
-the logger, audit or not, as one text line in ``logs/ml-platform.log``, and
-WARNING and above on stderr. Without them, a ``log.warning("...")`` that
+the logger, audit or not, as one text line in ``logs/ml-platform.log`` (a
+target of the queue handler, written on its listener thread), and WARNING and
+above on stderr. Without them, a ``log.warning("...")`` that
 carries no audit field would vanish once the audit handler is the root's only
 handler (``logging.lastResort`` prints only when a logger has no handler).
 """
@@ -30,7 +31,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from concurrent_log_handler import ConcurrentRotatingFileHandler
@@ -42,7 +43,7 @@ from audit_logging.writers.json_array import JsonArrayHandler
 from audit_logging.writers.jsonl import JsonlHandler
 from audit_logging.writers.warnings import WarningFileHandler
 
-__all__ = ["FORMATS", "RUNTIME_LOG", "configure", "parse_formats"]
+__all__ = ["FORMATS", "RUNTIME_LOG", "RuntimeLogHandler", "configure", "parse_formats"]
 
 _Factory = Callable[[Path], logging.Handler]
 
@@ -131,29 +132,81 @@ def _utc_formatter(fmt: str) -> logging.Formatter:
     return formatter
 
 
-def _runtime_handlers(
-    root: Path, logger: logging.Logger, level: int, max_bytes: int, backups: int
-) -> list[logging.Handler]:
-    """The runtime log file and, unless the logger has one, a console handler at WARNING."""
-    # concurrent-log-handler rotates by size under a lock file shared by every
-    # process writing the log (torchrun ranks, DataLoader workers); the
-    # stdlib's RotatingFileHandler would have two processes rotate at once.
+class RuntimeLogHandler(ConcurrentRotatingFileHandler):
+    """The runtime log: text lines, size-rotated across processes, written a batch at a time.
+
+    ``ConcurrentRotatingFileHandler`` takes its lock file once per record
+    (about 50 us here); the queue handler hands its targets whole batches, so
+    this writes each batch's lines with one lock and one ``write()``, in
+    pieces of at most an eighth of ``maxBytes`` so that a file still ends
+    near that size.
+    """
+
+    def handle_batch(self, records: Sequence[logging.LogRecord]) -> None:
+        piece: list[str] = []
+        size = 0
+        limit = self.maxBytes // 8 if self.maxBytes > 0 else None
+        for record in records:
+            if record.levelno < self.level or not self.filter(record):
+                continue
+            try:
+                line = self.format(record)
+            except Exception:
+                self.handleError(record)
+                continue
+            piece.append(line)
+            size += len(line) + 1
+            if limit is not None and size >= limit:
+                self._write_lines(piece)
+                piece, size = [], 0
+        if piece:
+            self._write_lines(piece)
+
+    def _write_lines(self, lines: list[str]) -> None:
+        joined = _Lines("\n".join(lines))
+        self.acquire()
+        try:
+            self.emit(joined)  # locks the file, rolls over if due, writes, unlocks
+        finally:
+            self.release()
+
+    def format(self, record: logging.LogRecord) -> str:
+        if isinstance(record, _Lines):
+            return record.msg  # already formatted
+        return super().format(record)
+
+
+class _Lines(logging.LogRecord):
+    """Formatted lines handed to ``emit`` as one record."""
+
+    msg: str
+
+    def __init__(self, text: str) -> None:
+        super().__init__("audit_logging", logging.INFO, __file__, 0, text, None, None)
+
+
+def _runtime_log(root: Path, level: int, max_bytes: int, backups: int) -> logging.Handler:
+    """The human-readable runtime log file, rotated by size across processes."""
+    # concurrent-log-handler rotates under a lock file shared by every process
+    # writing the log (torchrun ranks, DataLoader workers); the stdlib's
+    # RotatingFileHandler would have two processes rotate at once.
     path = root.joinpath(*RUNTIME_LOG)
     # Made private first, as the journal writer would make it (the handler
     # below would create it with the umask's mode); the log file too.
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    file_handler = ConcurrentRotatingFileHandler(
+    handler = RuntimeLogHandler(
         os.fspath(path), maxBytes=max_bytes, backupCount=backups, encoding="utf-8", chmod=0o600
     )
-    file_handler.setLevel(level)
-    file_handler.setFormatter(_utc_formatter(RUNTIME_FORMAT))
-    made: list[logging.Handler] = [file_handler]
-    if not _has_console(logger):
-        console = logging.StreamHandler()
-        console.setLevel(max(level, logging.WARNING))
-        console.setFormatter(_utc_formatter(CONSOLE_FORMAT))
-        made.append(console)
-    return made
+    handler.setLevel(level)
+    handler.setFormatter(_utc_formatter(RUNTIME_FORMAT))
+    return handler
+
+
+def _console(level: int) -> logging.Handler:
+    console = logging.StreamHandler()  # stderr
+    console.setLevel(max(level, logging.WARNING))
+    console.setFormatter(_utc_formatter(CONSOLE_FORMAT))
+    return console
 
 
 def configure(
@@ -175,12 +228,13 @@ def configure(
     returns ``None``. ``level`` (else ``AUDIT_LOG_LEVEL``, else INFO) is set on
     the handler and, where it is lower, on the logger.
 
-    With ``runtime_log`` (else ``AUDIT_RUNTIME_LOG``, else on) it also
-    attaches the human-readable runtime log ``logs/ml-platform.log`` (every
+    With ``runtime_log`` (else ``AUDIT_RUNTIME_LOG``, else on) the handler
+    also writes the human-readable runtime log ``logs/ml-platform.log`` (every
     record at ``level`` or above as a text line; rotated at
     ``runtime_log_max_bytes`` with ``runtime_log_backups`` old files kept,
-    safely across processes) and, when the logger prints to no console yet, a
-    console handler for WARNING and above on stderr.
+    safely across processes; closed with the writers), and, when the logger
+    prints to no console yet, a console handler for WARNING and above on
+    stderr is attached beside it.
 
     Calling it again replaces the handlers an earlier call attached to the
     same logger (the old ones are drained and closed first), so nothing is
@@ -218,10 +272,16 @@ def configure(
     for folder in dict.fromkeys(folders):
         check_writable_dir(folder)
 
-    handler = AuditQueueHandler([_FACTORIES[name](root) for name in selected], level=levelno)
-    attached: list[logging.Handler] = [handler]
+    targets = [_FACTORIES[name](root) for name in selected]
     if with_runtime_log:
-        attached += _runtime_handlers(root, target, levelno, max_bytes, backups)
+        # A target of the queue handler like the writers: the caller's thread
+        # does no I/O for it, and closing the queue handler closes it too.
+        targets.append(_runtime_log(root, levelno, max_bytes, backups))
+    handler = AuditQueueHandler(targets, level=levelno)
+    attached: list[logging.Handler] = [handler]
+    if with_runtime_log and not _has_console(target):
+        # Directly on the logger: a warning is printed when it is logged.
+        attached.append(_console(levelno))
     for each in attached:
         setattr(each, _CONFIGURED_MARK, True)
         target.addHandler(each)

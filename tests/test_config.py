@@ -39,7 +39,7 @@ def test_environment_is_used_when_arguments_are_absent(
     monkeypatch.setenv("AUDIT_LOG_FORMAT", "JSONL")
     monkeypatch.setenv("AUDIT_LOG_LEVEL", "warning")
     handler = configure(logger=logger)
-    assert kinds(handler) == ["JsonlHandler"]
+    assert kinds(handler) == ["JsonlHandler", "RuntimeLogHandler"]  # + runtime log
     assert handler is not None and handler.level == logging.WARNING
     logger.info("below the level", extra={"event": "TRAINING_PROGRESS"})
     logger.warning("kept", extra={"event": "ISSUE_DETECTED"})

@@ -59,13 +59,13 @@ def test_a_second_configure_does_not_attach_it_twice(
     first = ours(logger)
     configure(root_dir=tmp_path, logger=logger)
     second = ours(logger)
-    assert [type(h).__name__ for h in second] == [
-        "AuditQueueHandler",
-        "ConcurrentRotatingFileHandler",
-        "StreamHandler",
-    ]
+    assert [type(h).__name__ for h in second] == ["AuditQueueHandler", "StreamHandler"]
     assert not set(first) & set(second)
+    old_log = first[0].targets[-1]  # type: ignore[attr-defined]
+    assert type(old_log).__name__ == "RuntimeLogHandler"
+    assert old_log.stream is None or old_log.stream.closed  # closed with the old writers
     logger.warning("once")
+    second[0].flush()
     assert [m["message"] for m in runtime_lines(tmp_path)] == ["once"]
     assert capsys.readouterr().err.count("once") == 1
 
@@ -75,10 +75,7 @@ def test_an_existing_console_handler_is_not_doubled(
 ) -> None:
     logger.addHandler(logging.StreamHandler())  # what logging.basicConfig() gives
     configure(root_dir=tmp_path, logger=logger)
-    assert [type(h).__name__ for h in ours(logger)] == [
-        "AuditQueueHandler",
-        "ConcurrentRotatingFileHandler",
-    ]
+    assert [type(h).__name__ for h in ours(logger)] == ["AuditQueueHandler"]
     logger.warning("printed once")
     assert capsys.readouterr().err.count("printed once") == 1
 
@@ -86,11 +83,13 @@ def test_an_existing_console_handler_is_not_doubled(
 def test_it_can_be_turned_off(
     tmp_path: Path, logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    configure(root_dir=tmp_path / "arg", logger=logger, runtime_log=False)
+    handler = configure(root_dir=tmp_path / "arg", logger=logger, runtime_log=False)
     assert [type(h).__name__ for h in ours(logger)] == ["AuditQueueHandler"]
+    assert handler is not None and len(handler.targets) == 3  # the three default writers
     monkeypatch.setenv("AUDIT_RUNTIME_LOG", "0")
-    configure(root_dir=tmp_path / "env", logger=logger)
+    handler = configure(root_dir=tmp_path / "env", logger=logger)
     assert [type(h).__name__ for h in ours(logger)] == ["AuditQueueHandler"]
+    assert handler is not None and len(handler.targets) == 3
     logger.warning("nowhere")
     assert not list(tmp_path.rglob("*.log"))
     monkeypatch.setenv("AUDIT_RUNTIME_LOG", "maybe")
