@@ -28,15 +28,14 @@ import atexit
 import logging
 import os
 import queue
-import sys
 import threading
 import time
-import types
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal
 
 from audit_logging._options import check_choice, check_int, check_number
+from audit_logging._targets import PendingTargets, target_list
 from audit_logging.schema import AUDIT_EXTRA_KEYS
 
 __all__ = ["AuditQueueHandler", "QueueFullPolicy"]
@@ -105,51 +104,13 @@ class _FlushRequest:
 _STOP: Final = object()
 
 
-def _find_config_handlers() -> tuple[Mapping[str, Any], list[str]] | None:
-    """The handlers of the ``dictConfig``/``fileConfig`` call running us, and all their names.
-
-    ``dictConfig`` builds handlers in sorted name order, so the targets named in
-    our ``handlers`` list may not exist yet when we are built (``"audit"`` sorts
-    before ``"journal"``), and once it returns, a target that no logger holds is
-    garbage-collected (``logging`` keeps only weak references). Both
-    configurators keep a dict ``handlers`` of name -> handler (or its config,
-    until built) in a local of their frame; holding that dict keeps every
-    target alive until we resolve our names from it. The names configured are
-    that dict's keys (``dictConfig``) or the ``[handlers] keys`` of the file
-    (``fileConfig``, whose dict holds only the handlers built so far): a name
-    in neither is a mistake we can report while the set-up is being built.
-    """
-    frame: types.FrameType | None = sys._getframe(2)
-    while frame is not None:
-        if frame.f_globals.get("__name__") == "logging.config":
-            local = frame.f_locals
-            handlers = local.get("handlers")
-            if isinstance(handlers, dict):
-                return handlers, _configured_names(local.get("cp"), handlers)
-        frame = frame.f_back
-    return None
-
-
-def _configured_names(parser: Any, handlers: Mapping[str, Any]) -> list[str]:
-    try:  # fileConfig: its ConfigParser (its own list of names is a map() being consumed)
-        keys = parser["handlers"]["keys"]
-    except Exception:  # dictConfig: every name is a key of its dict
-        return [str(name) for name in handlers]
-    return [name.strip() for name in str(keys).split(",") if name.strip()]
-
-
-def _no_handler(missing: Sequence[str], configured: Iterable[str]) -> ValueError:
-    known = ", ".join(dict.fromkeys(configured)) or "none"
-    plural = "s" if len(missing) > 1 else ""
-    names = ", ".join(repr(n) for n in missing)
-    return ValueError(f"AuditQueueHandler: no handler{plural} named {names} (configured: {known})")
-
-
 class AuditQueueHandler(logging.Handler):
     """Puts records on a bounded queue; one listener thread hands them to ``handlers``.
 
     ``handlers`` are handler objects, or names of handlers of the same
-    ``dictConfig``/``fileConfig`` set-up. The queue handler owns them: it keeps
+    ``dictConfig``/``fileConfig`` set-up (at least one; a single string is one
+    name); a name the set-up lacks fails while it is built, as do options of
+    the wrong type (a ``TypeError`` naming the option). The queue handler owns them: it keeps
     them alive, ``flush()`` returns once every record enqueued before the call
     has been written and flushed by every target, and ``close()`` drains the
     queue, stops the listener and closes the targets in the order given (so a
@@ -192,41 +153,9 @@ class AuditQueueHandler(logging.Handler):
         #: Records dropped because the queue stayed full.
         self.dropped = 0
         self._targets: list[logging.Handler] = []
-        self._spec: list[logging.Handler | str] | None = []
-        # One string is one name: iterating it would give its letters.
-        items: list[Any]
-        try:
-            items = [handlers] if isinstance(handlers, (str, logging.Handler)) else list(handlers)
-        except TypeError:
-            raise TypeError(
-                f"{owner}: handlers must be a list of logging.Handler objects or names, "
-                f"not {type(handlers).__name__} {handlers!r}"
-            ) from None
-        for item in items:
-            if not isinstance(item, (logging.Handler, str)):
-                raise TypeError(
-                    f"{owner}: handlers must be logging.Handler objects or names, not {item!r}"
-                )
-            self._spec.append(item)
-        if not self._spec:
-            raise ValueError(f"{owner} needs at least one target in handlers; none given")
-        self._config_handlers: Mapping[str, Any] | None = None
-        if all(isinstance(item, logging.Handler) for item in self._spec):
-            self._resolve_targets(final=True)
-        else:
-            found = _find_config_handlers()
-            if found is None:
-                self._resolve_targets(final=True)
-            else:
-                self._config_handlers, configured = found
-                # Targets built later in the configuration are resolved later; a name
-                # the configuration does not have at all is a mistake to report now.
-                known = set(configured).union(logging._handlers)  # type: ignore[attr-defined]
-                missing = [n for n in self._spec if isinstance(n, str) and n not in known]
-                if missing:
-                    self._config_handlers = None
-                    raise _no_handler(missing, configured)
-                self._resolve_targets(final=False)
+        self._pending: PendingTargets | None = PendingTargets(target_list(handlers))
+        # Names that a running dictConfig builds later are resolved at the first record.
+        self._resolve_targets(final=not self._pending.deferred)
         super().__init__(level)
         self._closed = False
         self._reset_runtime_state()
@@ -241,35 +170,18 @@ class AuditQueueHandler(logging.Handler):
         return tuple(self._targets)
 
     def _resolve_targets(self, final: bool) -> None:
-        spec = self._spec
-        if spec is None:
+        pending = self._pending
+        if pending is None:
             return
-        resolved: list[logging.Handler] = []
-        missing: list[str] = []
-        for item in spec:
-            if isinstance(item, logging.Handler):
-                resolved.append(item)
-                continue
-            found = None
-            if self._config_handlers is not None:
-                candidate = self._config_handlers.get(item)
-                if isinstance(candidate, logging.Handler):
-                    found = candidate
-            if found is None:
-                # A handler configured by hand, or earlier in fileConfig's order.
-                found = logging._handlers.get(item)  # type: ignore[attr-defined]
-            if isinstance(found, logging.Handler) and found is not self:
-                resolved.append(found)
-            else:
-                missing.append(item)
-        if missing and not final:
-            return
-        # Hold the targets ourselves and let go of the configurator's dict.
-        self._targets = resolved
-        self._spec = None
-        self._config_handlers = None
-        if missing:
-            raise _no_handler(missing, logging._handlers)  # type: ignore[attr-defined]
+        try:
+            resolved = pending.resolve(final, owner=self)
+        except ValueError as exc:
+            # Keep the handlers found, so that close() still closes them.
+            self._targets, self._pending = list(getattr(exc, "resolved", [])), None
+            raise
+        if resolved is not None:
+            # Hold the targets ourselves and let go of the configurator's dict.
+            self._targets, self._pending = resolved, None
 
     # ------------------------------------------------------------------ caller side
 
