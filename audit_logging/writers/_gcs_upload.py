@@ -53,7 +53,7 @@ class Uploads:
     _state_doc: dict[str, Any]
 
     def _report_conflict(self, rel: str, entry: dict[str, Any]) -> None:
-        raise NotImplementedError
+        raise NotImplementedError  # the handler's: a warning on the library logger
 
     def _remaining(self, deadline: float | None) -> float:
         ends = [d for d in (deadline, self._close_deadline) if d is not None]
