@@ -140,3 +140,32 @@ def test_two_processes_rotate_one_log_without_losing_a_line(tmp_path: Path) -> N
             messages.append(match["message"])
     expected = [f"{tag} line {i:03d} {'x' * 40}" for tag in "AB" for i in range(300)]
     assert sorted(messages) == expected  # every line once, none torn
+
+
+def test_dictconfig_can_name_it_as_a_target(tmp_path: Path) -> None:
+    import logging.config
+
+    path = tmp_path / "logs" / "ml-platform.log"
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "handlers": {
+                "journal": {"class": "audit_logging.JsonlHandler", "directory": str(path.parent)},
+                "runtime": {
+                    "class": "audit_logging.config.RuntimeLogHandler",
+                    "filename": str(path),
+                    "maxBytes": 10485760,
+                    "backupCount": 5,
+                },
+                "audit": {
+                    "class": "audit_logging.AuditQueueHandler",
+                    "handlers": ["journal", "runtime"],
+                },
+            },
+            "root": {"handlers": ["audit"], "level": "INFO"},
+        }
+    )
+    logging.getLogger("x").warning("plain %s", "warning")
+    [audit] = logging.getLogger().handlers
+    audit.flush()
+    assert path.read_text(encoding="utf-8") == "plain warning\n"
