@@ -149,6 +149,7 @@ def test_dictconfig_can_name_it_as_a_target(tmp_path: Path) -> None:
     logging.config.dictConfig(
         {
             "version": 1,
+            "disable_existing_loggers": False,
             "handlers": {
                 "journal": {"class": "audit_logging.JsonlHandler", "directory": str(path.parent)},
                 "runtime": {
@@ -165,7 +166,7 @@ def test_dictconfig_can_name_it_as_a_target(tmp_path: Path) -> None:
             "root": {"handlers": ["audit"], "level": "INFO"},
         }
     )
-    logging.getLogger("x").warning("plain %s", "warning")
+    logging.getLogger("trainer").warning("plain %s", "warning")
     [audit] = logging.getLogger().handlers
     audit.flush()
     assert path.read_text(encoding="utf-8") == "plain warning\n"
