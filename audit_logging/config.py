@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from concurrent_log_handler import ConcurrentRotatingFileHandler
 
@@ -142,6 +143,15 @@ class RuntimeLogHandler(ConcurrentRotatingFileHandler):
     near that size.
     """
 
+    def __init__(self, filename: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
+        # Its folder made private, as the journal writer makes it (the base
+        # class would fail on a missing folder); the files too, by default.
+        os.makedirs(os.path.dirname(os.path.abspath(filename)), mode=0o700, exist_ok=True)
+        kwargs.setdefault("chmod", 0o600)
+        kwargs.setdefault("encoding", "utf-8")
+        super().__init__(filename, *args, **kwargs)
+        self.setFormatter(_utc_formatter(RUNTIME_FORMAT))  # dictConfig may set another
+
     def handle_batch(self, records: Sequence[logging.LogRecord]) -> None:
         piece: list[str] = []
         size = 0
@@ -190,15 +200,10 @@ def _runtime_log(root: Path, level: int, max_bytes: int, backups: int) -> loggin
     # concurrent-log-handler rotates under a lock file shared by every process
     # writing the log (torchrun ranks, DataLoader workers); the stdlib's
     # RotatingFileHandler would have two processes rotate at once.
+    # (Its constructor makes the folder.)
     path = root.joinpath(*RUNTIME_LOG)
-    # Made private first, as the journal writer would make it (the handler
-    # below would create it with the umask's mode); the log file too.
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handler = RuntimeLogHandler(
-        os.fspath(path), maxBytes=max_bytes, backupCount=backups, encoding="utf-8", chmod=0o600
-    )
+    handler = RuntimeLogHandler(os.fspath(path), maxBytes=max_bytes, backupCount=backups)
     handler.setLevel(level)
-    handler.setFormatter(_utc_formatter(RUNTIME_FORMAT))
     return handler
 
 

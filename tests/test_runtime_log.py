@@ -169,4 +169,7 @@ def test_dictconfig_can_name_it_as_a_target(tmp_path: Path) -> None:
     logging.getLogger("trainer").warning("plain %s", "warning")
     [audit] = logging.getLogger().handlers
     audit.flush()
-    assert path.read_text(encoding="utf-8") == "plain warning\n"
+    [line] = path.read_text(encoding="utf-8").splitlines()
+    match = LINE.match(line)  # the same lines as configure()'s
+    assert match is not None and match["message"] == "plain warning"
+    assert path.parent.stat().st_mode & 0o777 == 0o700
