@@ -35,7 +35,10 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +54,11 @@ from audit_logging.writers.json_array import JsonArrayHandler
 __all__ = [
     "ACCEPTED",
     "VALID_FORMATS",
+    "Action",
     "ActionType",
     "AuditEvent",
     "AuditLogger",
+    "changes",
     "resolve_formats",
 ]
 
@@ -77,6 +82,74 @@ class AuditEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_MISSING = object()
+
+
+def changes(before: Any, after: Any) -> list[dict[str, Any]] | None:
+    """``[{"key", "old", "new"}]`` for the keys of two dicts whose values differ, in key order.
+
+    Nested dicts are compared key by key, with dotted keys (``optimizer.lr``);
+    a key only on one side has ``None`` on the other and ``"added"`` or
+    ``"removed"`` set. ``None`` when either side is not a dict.
+    """
+    if not isinstance(before, Mapping) or not isinstance(after, Mapping):
+        return None
+    out: list[dict[str, Any]] = []
+    _diff(before, after, "", out)
+    return out
+
+
+def _diff(before: Mapping[Any, Any], after: Mapping[Any, Any], prefix: str, out: list[Any]) -> None:
+    keys = list(before) + [k for k in after if k not in before]
+    for key in keys:
+        name = f"{prefix}{key}"
+        old = before.get(key, _MISSING)
+        new = after.get(key, _MISSING)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            _diff(old, new, name + ".", out)
+        elif old is _MISSING:
+            out.append({"key": name, "old": None, "new": new, "added": True})
+        elif new is _MISSING:
+            out.append({"key": name, "old": old, "new": None, "removed": True})
+        elif not _equal(old, new):
+            out.append({"key": name, "old": old, "new": new})
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # numpy arrays and other values without a truth value
+        return a is b
+
+
+@dataclass
+class Action:
+    """What :meth:`AuditLogger.action` yields: set ``after`` (and add ``details``) in the block.
+
+    ``status`` may be set to something other than ``"success"`` (``"denied"``,
+    say) for an action that ended without raising.
+    """
+
+    action_type: str
+    before: Any = None
+    after: Any = None
+    details: dict[str, Any] = field(default_factory=dict)
+    status: str = "success"
+    error: str | None = None
+
+    def entry(self, exc: BaseException | None, duration: float | None) -> dict[str, Any]:
+        """The ``details`` of the entry: before, after, changes, the extra details, duration."""
+        details: dict[str, Any] = dict(self.details)
+        details["before"] = self.before
+        details["after"] = self.after
+        details["changes"] = changes(self.before, self.after)
+        if duration is not None:
+            details["duration_ms"] = round(duration * 1000, 3)
+        if exc is not None:
+            details.setdefault("exception_type", type(exc).__name__)
+        return details
 
 
 def resolve_formats(value: str | None) -> tuple[str, ...]:
@@ -189,6 +262,43 @@ class AuditLogger:
     def _write_batch(self, records: list[logging.LogRecord]) -> None:
         for handler in self._handlers:
             handler.handle_batch(records)
+
+    @contextmanager
+    def action(
+        self,
+        action_type: str,
+        before: Any = None,
+        *,
+        details: Mapping[str, Any] | None = None,
+    ) -> Iterator[Action]:
+        """Log one action when the block ends, with ``before``, ``after`` and their ``changes``.
+
+        ::
+
+            with audit.action("hp_change", before={"lr": 0.01}) as act:
+                trainer.lr = 0.001
+                act.after = {"lr": 0.001}
+
+        writes ``details = {"before": {...}, "after": {...}, "changes": [{"key": "lr",
+        "old": 0.01, "new": 0.001}], "duration_ms": ...}`` (``changes`` is
+        ``None`` unless both sides are dicts). An exception in the block
+        writes status ``failed`` with ``error`` = ``"Type: message"`` and is
+        re-raised. ``before`` and ``after`` are written as they are when the
+        block ends: pass copies if the block mutates them.
+        """
+        act = Action(str(action_type), before, details=dict(details or {}))
+        start = time.monotonic()
+        try:
+            yield act
+        except BaseException as exc:
+            error = act.error or f"{type(exc).__name__}: {exc}"
+            self.log_event(
+                act.action_type, "failed", act.entry(exc, time.monotonic() - start), error
+            )
+            raise
+        self.log_event(
+            act.action_type, act.status, act.entry(None, time.monotonic() - start), act.error
+        )
 
     def get_log_summary(self) -> dict[str, Any]:
         """``{"total_events", "by_action_type", "by_status"}`` counted from the file.

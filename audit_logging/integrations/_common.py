@@ -1,0 +1,202 @@
+"""What every integration shares: the typed import error, metric clean-up, run set-up.
+
+Integrations log only through :class:`~audit_logging.training.TrainingRun`
+(and :class:`~audit_logging.facade.AuditLogger` for gRPC): they never open a
+file. Each one imports its framework lazily through :func:`require`, so that
+``import audit_logging.integrations`` costs nothing and a missing framework
+is a :class:`MissingIntegrationError` naming the pip extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import math
+import numbers
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+from audit_logging.detect import fmt
+from audit_logging.training import TrainingRun
+
+__all__ = [
+    "EntryPointPatch",
+    "MissingIntegrationError",
+    "defaults_of",
+    "make_run",
+    "require",
+    "scalar",
+    "scalars",
+]
+
+
+class MissingIntegrationError(ImportError):
+    """A framework integration was used without its framework installed."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f'{module} is not installed; install it with: pip install "audit-logging[{extra}]"',
+            name=module,
+        )
+        self.extra = extra
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingIntegrationError` naming ``extra``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingIntegrationError(module, extra) from exc
+
+
+def scalar(value: Any) -> float | int | None:
+    """A plain Python number from a number, a 0-d tensor or array; ``None`` if it is not one.
+
+    Frameworks report metrics as torch tensors, numpy or JAX scalars: the
+    journal wants plain numbers, and ``.item()`` is the one call they share.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            size = getattr(value, "size", 1)
+            if (size() if callable(size) else size) != 1:  # torch: size() is a method
+                numel = getattr(value, "numel", None)
+                if not (callable(numel) and numel() == 1):
+                    return None
+            got = item()
+        except Exception:
+            return None
+        return scalar(got)
+    return None
+
+
+def scalars(metrics: Mapping[str, Any]) -> dict[str, float | int]:
+    """The entries of ``metrics`` that are numbers (tensors turned into plain numbers)."""
+    out: dict[str, float | int] = {}
+    for key, value in metrics.items():
+        number = scalar(value)
+        if number is not None:
+            out[str(key)] = number
+    return out
+
+
+def defaults_of(cls: type) -> dict[str, Any]:
+    """The keyword defaults of ``cls.__init__`` (what a parameter is when not given)."""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """``a == b`` for hyperparameter values, NaN equal to NaN, never raising."""
+    try:
+        if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+            return True
+        return type(a) is type(b) and bool(a == b)
+    except Exception:
+        return False
+
+
+def make_run(
+    run: TrainingRun | None,
+    logger: logging.Logger | str | None,
+    dataset: str | None,
+    model: str | None,
+    run_kwargs: Mapping[str, Any] | None,
+) -> TrainingRun:
+    """The given run, or a new one writing every progress call (epochs are few and all matter)."""
+    if run is not None:
+        if dataset is not None and run.dataset_name is None:
+            run.dataset_name = dataset
+        if model is not None and run.model is None:
+            run.model = model
+        return run
+    kwargs: dict[str, Any] = {"progress_every": 1}
+    kwargs.update(run_kwargs or {})
+    return TrainingRun(logger, dataset=dataset, model=model, **kwargs)
+
+
+def quote(value: Any) -> str:
+    """A metric value as the journal's reasoning spells numbers."""
+    number = scalar(value)
+    return fmt(number) if number is not None else repr(value)
+
+
+class EntryPointPatch:
+    """Wraps a framework's entry point (``Model.fit``, ``Trainer.train``) while callbacks use it.
+
+    Some frameworks give a callback no hook for a failure or for the end of
+    training; the mature integrations (MLflow's autolog) wrap the entry point.
+    Here the wrap is installed when the first callback that needs it is made
+    (:meth:`acquire`) and removed when the last such callback's run ends
+    (:meth:`release`), so nothing stays patched once runs are over. The
+    wrapper passes calls through untouched unless ``wrap`` finds one of our
+    callbacks in the call.
+    """
+
+    def __init__(
+        self,
+        targets: Callable[[], list[tuple[Any, str]]],
+        wrap: Callable[[Callable[..., Any]], Callable[..., Any]],
+    ) -> None:
+        self._targets = targets
+        self._wrap = wrap
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved: list[tuple[Any, str, Any, bool]] = []
+
+    def acquire(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users > 1:
+                return
+            for owner, name in self._targets():
+                had = name in vars(owner) if isinstance(owner, type) else True
+                original = getattr(owner, name)
+                self._saved.append((owner, name, original, had))
+                setattr(owner, name, self._wrap(original))
+
+    def release(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                return
+            self._users -= 1
+            if self._users:
+                return
+            for owner, name, original, had in reversed(self._saved):
+                if had:
+                    setattr(owner, name, original)
+                else:
+                    delattr(owner, name)  # the class inherited it: inherit again
+            self._saved.clear()
+
+    @property
+    def active(self) -> bool:
+        return self._users > 0
+
+
+@contextmanager
+def closing_on_error(run: TrainingRun) -> Iterator[None]:
+    """Close ``run`` as failed (or stopped, for KeyboardInterrupt) if the block raises."""
+    try:
+        yield
+    except BaseException as exc:
+        run.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+
+
+def path_text(path: str | os.PathLike[str]) -> str:
+    return os.fspath(path)
