@@ -9,6 +9,7 @@ is a :class:`MissingIntegrationError` naming the pip extra to install.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import logging
@@ -200,3 +201,101 @@ def closing_on_error(run: TrainingRun) -> Iterator[None]:
 
 def path_text(path: str | os.PathLike[str]) -> str:
     return os.fspath(path)
+
+
+def _sha256(path: str) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def saved(run: TrainingRun, path: str | os.PathLike[str]) -> None:
+    """Log MODEL_SAVED for a checkpoint file (``run.saved``) or folder (a manifest's SHA-256).
+
+    A folder (the HF Trainer's ``checkpoint-N``) is logged with the SHA-256 of
+    each file and one SHA-256 over a manifest of them: the lines
+    ``"<sha256>  <relative path>\\n"`` sorted by path, the format that
+    ``sha256sum -c`` checks, so one value names the whole checkpoint.
+    """
+    where = os.fspath(path)
+    if not os.path.isdir(where):
+        run.saved(where)
+        return
+    files: dict[str, str] = {}
+    total = 0
+    try:
+        for root, _dirs, names in os.walk(where):
+            for name in names:
+                full = os.path.join(root, name)
+                size, digest = _sha256(full)
+                files[os.path.relpath(full, where).replace(os.sep, "/")] = digest
+                total += size
+    except OSError as exc:
+        run.decide(
+            "MODEL_SAVED",
+            "Checkpoint could not be read",
+            reasoning=f"{where} could not be read to hash it: {type(exc).__name__}: {exc}.",
+            metrics={"path": where},
+        )
+        return
+    manifest = "".join(f"{files[rel]}  {rel}\n" for rel in sorted(files))
+    digest = hashlib.sha256(manifest.encode("utf-8")).hexdigest()
+    run.decide(
+        "MODEL_SAVED",
+        "Model persisted",
+        reasoning=(
+            f"Saved to folder {where}: {len(files)} files, {total} bytes; SHA-256 {digest} "
+            "of the manifest of each file's SHA-256 and path (sha256sum format, sorted by path)."
+        ),
+        metrics={
+            "path": where,
+            "size_bytes": total,
+            "sha256": digest,
+            "sha256_of": "manifest",
+            "files": files,
+        },
+    )
+
+
+def early_stopped(
+    run: TrainingRun,
+    who: str,
+    *,
+    monitor: str,
+    patience: Any,
+    unit: str,
+    best: Any = None,
+    best_at: Any = None,
+    last: Any = None,
+    stopped_at: Any = None,
+    min_delta: Any = None,
+    mode: str | None = None,
+    extra: str = "",
+) -> None:
+    """End ``run`` with TRAINING_STOPPED whose reasoning quotes the framework's early stopping.
+
+    Every value is the framework's own (its callback's attributes, its
+    reported metrics): ``who`` names the callback, e.g. ``"Keras EarlyStopping"``.
+    """
+    parts = [f"Early stopping triggered by {who}: monitor {monitor}"]
+    if mode:
+        parts.append(f"mode {mode}")
+    parts.append(f"patience {patience} {unit}s")
+    if min_delta is not None:
+        parts.append(f"min_delta {quote(min_delta)}")
+    text = ", ".join(parts) + "."
+    if best is not None:
+        text += f" Best {monitor} {quote(best)}"
+        text += f" at {unit} {best_at}." if best_at is not None else "."
+    if last is not None:
+        text += f" Last {monitor} {quote(last)}"
+        text += f" at {unit} {stopped_at}." if stopped_at is not None else "."
+    elif stopped_at is not None:
+        text += f" Stopped at {unit} {stopped_at}."
+    if extra:
+        text += " " + extra
+    run.stop(text)
