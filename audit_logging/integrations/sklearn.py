@@ -180,6 +180,10 @@ def _early_stop(run: TrainingRun, estimator: Any, curves: Mapping[str, Sequence[
     return True
 
 
+def _score(estimator: Any, X_val: Any, y_val: Any) -> dict[str, Any]:
+    return {score_name(estimator): scalar(estimator.score(X_val, y_val))}
+
+
 def _save(run: TrainingRun, estimator: Any, path: str | os.PathLike[str]) -> None:
     joblib = require("joblib", "sklearn")
     joblib.dump(estimator, path)
@@ -208,7 +212,7 @@ def audited_fit(
         estimator.fit(X, y, **fit_params)
         curves = _progress(run, estimator)
         if X_val is not None and y_val is not None:
-            run.evaluated(**{score_name(estimator): scalar(estimator.score(X_val, y_val))})
+            run.evaluated(**_score(estimator, X_val, y_val))
         if save_to is not None:
             _save(run, estimator, save_to)
         _early_stop(run, estimator, curves)  # the closing line if it stopped early
@@ -278,6 +282,6 @@ def audited_partial_fit(
         fit = PartialFit(run, estimator, X_val, y_val)
         yield fit
         if fit.calls and X_val is not None and y_val is not None:
-            run.evaluated(**{score_name(estimator): scalar(estimator.score(X_val, y_val))})
+            run.evaluated(**_score(estimator, X_val, y_val))
         if save_to is not None:
             _save(run, estimator, save_to)

@@ -170,6 +170,7 @@ class AuditXGBoostCallback(TrainingCallback):  # type: ignore[misc]
             stopper = next((c for c in self._callbacks if isinstance(c, EarlyStopping)), None)
             best = _attr_int(model, "best_iteration")
             if stopper is not None and best is not None:
+                lasts: dict[str, Any] = {f"last_{k}": v for k, v in self._last.items()}
                 self.run.evaluated(
                     reasoning=(
                         f"XGBoost's evaluation at the best iteration {best} "
@@ -179,10 +180,11 @@ class AuditXGBoostCallback(TrainingCallback):  # type: ignore[misc]
                     ),
                     best_iteration=best,
                     best_score=_attr_float(model, "best_score"),
-                    **{f"last_{k}": v for k, v in self._last.items()},
+                    **lasts,
                 )
             elif self._last:
-                self.run.evaluated(**self._last)
+                last: dict[str, Any] = dict(self._last)
+                self.run.evaluated(**last)
             if stopper is not None and stopper.current_rounds >= stopper.rounds:
                 self._early_stopped(stopper, model, best)
             self.run.__exit__(None, None, None)
