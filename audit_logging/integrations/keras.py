@@ -281,6 +281,7 @@ class AuditKerasCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
 def _mode(stopper: Any) -> str:
     """The callback's mode, with what ``"auto"`` resolved to (from its comparison function)."""
-    resolved = {"less": "min", "greater": "max"}.get(getattr(getattr(stopper, "monitor_op", None), "__name__", ""))
+    op = getattr(getattr(stopper, "monitor_op", None), "__name__", "")
+    resolved = {"less": "min", "greater": "max"}.get(op)
     mode = str(stopper.mode)
     return f"{mode} ({resolved})" if mode == "auto" and resolved else mode
