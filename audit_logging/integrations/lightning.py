@@ -55,7 +55,7 @@ def _size(loader: Any) -> int | None:
         loader = loader[0] if loader else None
     dataset = getattr(loader, "dataset", None)
     try:
-        return len(dataset) if dataset is not None else None  # type: ignore[arg-type]
+        return len(dataset) if dataset is not None else None
     except TypeError:  # an IterableDataset
         return None
 
