@@ -117,15 +117,25 @@ def make_run(
     dataset: str | None,
     model: str | None,
     run_kwargs: Mapping[str, Any] | None,
+    *,
+    every_call: bool = True,
 ) -> TrainingRun:
-    """The given run, or a new one writing every progress call (epochs are few and all matter)."""
+    """The given run, or a new one for the integration.
+
+    ``every_call``: a TRAINING_PROGRESS line for every ``progress()`` call, for
+    callbacks called once per epoch or evaluation (few calls, each matters).
+    Callbacks called every boosting round or batch keep TrainingRun's own
+    throttling (a line every 100 calls or 30 s, every call seen by the
+    detector), so that their cost per step stays a few microseconds.
+    ``run_kwargs`` overrides either.
+    """
     if run is not None:
         if dataset is not None and run.dataset_name is None:
             run.dataset_name = dataset
         if model is not None and run.model is None:
             run.model = model
         return run
-    kwargs: dict[str, Any] = {"progress_every": 1}
+    kwargs: dict[str, Any] = {"progress_every": 1} if every_call else {}
     kwargs.update(run_kwargs or {})
     return TrainingRun(logger, dataset=dataset, model=model, **kwargs)
 

@@ -11,8 +11,10 @@ Writes, through a :class:`~audit_logging.TrainingRun`: TRAINING_STARTED;
 DATASET_VALIDATED with the rows and features of the training set as LightGBM
 built it; HYPERPARAMETERS_SET with the parameters given and, named as
 defaults, the rest of the booster's parameters (from the model's own
-``parameters:`` section); TRAINING_PROGRESS per iteration with every
-evaluation result (``valid_0-l2``...); MODEL_EVALUATED with the booster's
+``parameters:`` section); every iteration's evaluation results
+(``valid_0-l2``...) to ``TrainingRun.progress`` (the issue detector sees each;
+a TRAINING_PROGRESS line every 100 iterations or 30 s, as TrainingRun
+throttles, unless ``run_kwargs`` say otherwise); MODEL_EVALUATED with the booster's
 ``best_score``; then TRAINING_STOPPED quoting the early stopping's rounds,
 ``min_delta`` and best iteration when it stopped the run, else
 TRAINING_COMPLETED.
@@ -235,5 +237,5 @@ def audit_lightgbm_callback(
 ) -> AuditLightGBMCallback:
     """A LightGBM callback logging the training run (see the module's text)."""
     return AuditLightGBMCallback(
-        make_run(run, logger, dataset, model or "lightgbm.Booster", run_kwargs)
+        make_run(run, logger, dataset, model or "lightgbm.Booster", run_kwargs, every_call=False)
     )

@@ -23,8 +23,9 @@ writes, through a :class:`~audit_logging.TrainingRun`:
    (``n_iter_no_change``), ``tol`` and best value; else TRAINING_COMPLETED.
 
 An exception in ``fit`` logs TRAINING_FAILED and propagates.
-:func:`audited_partial_fit` does the same for an incremental loop, with one
-TRAINING_PROGRESS line per ``partial_fit`` call.
+:func:`audited_partial_fit` does the same for an incremental loop: each
+``partial_fit`` call goes to ``TrainingRun.progress`` (lines throttled as
+TrainingRun does, every 100 calls or 30 s, unless ``run_kwargs`` say otherwise).
 """
 
 from __future__ import annotations
@@ -276,7 +277,7 @@ def audited_partial_fit(
     per call (samples seen, ``loss_`` if the estimator has one, the validation
     score), then MODEL_EVALUATED, MODEL_SAVED (``save_to``) and the closing line.
     """
-    run = make_run(run, logger, dataset, type(estimator).__name__, run_kwargs)
+    run = make_run(run, logger, dataset, type(estimator).__name__, run_kwargs, every_call=False)
     with run:
         hyperparameters(run, estimator)
         fit = PartialFit(run, estimator, X_val, y_val)

@@ -11,8 +11,10 @@ Writes, through a :class:`~audit_logging.TrainingRun`: TRAINING_STARTED
 (model ``xgboost.Booster``; dataset name); DATASET_VALIDATED with the rows and
 columns of the training and evaluation matrices; HYPERPARAMETERS_SET from the
 booster's own configuration (``Booster.save_config()``: the parameters given
-and, named as defaults, the ones XGBoost filled in); TRAINING_PROGRESS per
-iteration with the evaluation results (``valid-logloss``...); MODEL_SAVED for
+and, named as defaults, the ones XGBoost filled in); every iteration's
+evaluation results (``valid-logloss``...) to ``TrainingRun.progress`` (the
+issue detector sees each; a TRAINING_PROGRESS line is written every 100
+rounds or 30 s, as TrainingRun throttles, unless ``run_kwargs`` say otherwise); MODEL_SAVED for
 each file a ``TrainingCheckPoint`` wrote; MODEL_EVALUATED with the final (or,
 after early stopping, the best iteration's) evaluation results; then
 TRAINING_STOPPED quoting ``EarlyStopping``'s data set, metric, rounds and
@@ -108,7 +110,9 @@ class AuditXGBoostCallback(TrainingCallback):  # type: ignore[misc]
         run_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.run = make_run(run, logger, dataset, model or "xgboost.Booster", run_kwargs)
+        self.run = make_run(
+            run, logger, dataset, model or "xgboost.Booster", run_kwargs, every_call=False
+        )
         self._callbacks: Sequence[Any] = ()
         self._params: Mapping[str, Any] = {}
         self._rounds: int | None = None

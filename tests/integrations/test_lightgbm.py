@@ -26,7 +26,7 @@ def test_native_train_with_early_stopping(journal: Journal) -> None:
     history: dict[str, dict[str, list[float]]] = {}
     original = lgb.train
     audit = audit_lightgbm_callback(
-        dataset="synthetic", logger=journal.logger, run_kwargs={"git": None}
+        dataset="synthetic", logger=journal.logger, run_kwargs={"git": None, "progress_every": 1}
     )
     booster = lgb.train(
         {
@@ -84,9 +84,14 @@ def test_sklearn_api_completes(journal: Journal) -> None:
     )
     events = journal.events()
     assert events[-1] == "TRAINING_COMPLETED"
-    progress = journal.progress()
-    assert len(progress) == 6
-    assert progress[-1]["valid_0-l2"] == pytest.approx(model.evals_result_["valid_0"]["l2"][-1])
+    # By default a line every 100 iterations (or 30 s): the first one's only, here.
+    [progress] = journal.progress()
+    assert progress["step"] == 0
+    assert progress["valid_0-l2"] == pytest.approx(model.evals_result_["valid_0"]["l2"][0])
+    best = model.booster_.best_score["valid_0"]["l2"]
+    assert journal.only("MODEL_EVALUATED")["metrics_snapshot"] == {
+        "valid_0-l2": pytest.approx(best)
+    }
 
 
 def test_failure_is_logged(journal: Journal) -> None:

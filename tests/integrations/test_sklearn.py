@@ -114,7 +114,12 @@ def test_partial_fit_loop(journal: Journal) -> None:
     model = SGDClassifier(random_state=0)
     scores = []
     with audited_partial_fit(
-        model, dataset="stream", X_val=Xv, y_val=yv, logger=journal.logger, run_kwargs={"git": None}
+        model,
+        dataset="stream",
+        X_val=Xv,
+        y_val=yv,
+        logger=journal.logger,
+        run_kwargs={"git": None, "progress_every": 1},
     ) as fit:
         for start in range(0, 240, 60):
             fit.partial_fit(X[start : start + 60], y[start : start + 60], classes=[0, 1])
