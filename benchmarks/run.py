@@ -73,6 +73,9 @@ GROWTH = [
 PROCESSES = [("procs_1", "1 process"), ("procs_2", "2 processes"), ("procs_4", "4 processes")]
 TRAINING = [("overhead", "numpy loop, ~1 ms/step, TrainingRun.progress() per step")]
 VERIFY = [("verify", "audit-logging verify")]
+INTEGRATIONS = [("overhead", "framework callbacks, hooks per 1 ms step (100-step epochs)")]
+#: The frameworks of benchmarks/scenarios/integrations.py, in its order.
+FRAMEWORKS = ("xgboost", "lightgbm", "keras", "lightning", "transformers", "sklearn")
 THREADS = [
     (f"{impl}_{fmt}_{n}", f"{who}, {label}, {n} thread{'s' if n > 1 else ''}")
     for impl, who in (("audit", "AuditLogger"), ("weightslab", "WeightsLab's design"))
@@ -88,6 +91,7 @@ FAMILIES: dict[str, list[tuple[str, str]]] = {
     "growth": GROWTH,
     "processes": PROCESSES,
     "training": TRAINING,
+    "integrations": INTEGRATIONS,
     "verify": VERIFY,
     "threads": THREADS,
     "memory": MEMORY,
@@ -382,13 +386,18 @@ def report(results: dict[tuple[str, str], Result]) -> tuple[str, list[dict[str, 
             [("peak_rss_mb", 1, 1, "MB peak RSS"), ("records_per_s", 1e-3, 0, "k records/s")],
         ),
         ("verify", VERIFY, [("lines_per_s", 1e-3, 0, "k lines/s")]),
+        (
+            "integrations",
+            INTEGRATIONS,
+            [(f"{fw}_overhead_pct", 1, 3, f"% {fw}") for fw in FRAMEWORKS],
+        ),
     ):
         for case, label in cases:
             r = results[(fam, case)]
             status = _status(r)
             text = status or "; ".join(f"{_range(r, k, s, d)} {unit}" for k, s, d, unit in cols)
             rows.append([label, text])
-    out.append("\n### 4-6. Training overhead, memory, verify\n")
+    out.append("\n### 4-6. Training overhead, memory, verify, framework callbacks\n")
     out.append(_table(["scenario", "median (min-max)"], rows))
 
     rows = []
@@ -524,6 +533,16 @@ def evaluate(results: dict[tuple[str, str], Result]) -> list[dict[str, Any]]:
             f"{ov:.2f}%" if ov is not None else "",
         )
     )
+    for fw in FRAMEWORKS:
+        ov = med("integrations", "overhead", f"{fw}_overhead_pct")
+        out.append(
+            check(
+                f"{fw} callback overhead < 1% (1 ms step)",
+                ov,
+                ov is not None and ov < 1,
+                f"{ov:.3f}%" if ov is not None else "",
+            )
+        )
     pc = med("training", "overhead", "progress_call_us")
     training = results.get(("training", "overhead"))
     # The probe must time calls that raise no issue (ISSUE_DETECTED lines cost more).

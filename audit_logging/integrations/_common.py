@@ -61,6 +61,9 @@ def scalar(value: Any) -> float | int | None:
     Frameworks report metrics as torch tensors, numpy or JAX scalars: the
     journal wants plain numbers, and ``.item()`` is the one call they share.
     """
+    kind = type(value)
+    if kind is float or kind is int:  # the common case, before the slower ABC checks
+        return value  # type: ignore[no-any-return]
     if isinstance(value, bool):
         return None
     if isinstance(value, numbers.Integral):
