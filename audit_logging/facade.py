@@ -118,9 +118,17 @@ def _diff(before: Mapping[Any, Any], after: Mapping[Any, Any], prefix: str, out:
 
 
 def _equal(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
     try:
-        return type(a) is type(b) and bool(a == b)
-    except Exception:  # numpy arrays and other values without a truth value
+        result = a == b
+        if isinstance(result, bool):
+            return result
+        every = getattr(result, "all", None)  # numpy: an array of element-wise results
+        if callable(every):
+            return getattr(a, "shape", None) == getattr(b, "shape", None) and bool(every())
+        return bool(result)
+    except Exception:  # values without a comparable truth value
         return a is b
 
 
