@@ -14,7 +14,7 @@ of its names is used (a missing framework raises
 | ``AuditKerasCallback`` | Keras 3 | ``keras`` |
 | ``AuditXGBoostCallback`` | XGBoost | ``xgboost`` |
 | ``audit_lightgbm_callback`` | LightGBM | ``lightgbm`` |
-| ``audited_fit``, ``audited_partial_fit`` | scikit-learn | (none) |
+| ``audited_fit``, ``audited_partial_fit`` | scikit-learn | ``sklearn`` |
 | ``AuditServerInterceptor``, ``AsyncAuditServerInterceptor`` | grpcio | ``grpc`` |
 
 They log through :class:`~audit_logging.TrainingRun` and

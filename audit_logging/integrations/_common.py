@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
+from audit_logging._optional import MissingExtraError
 from audit_logging.detect import fmt
 from audit_logging.training import TrainingRun
 
@@ -36,15 +37,28 @@ __all__ = [
 ]
 
 
-class MissingIntegrationError(ImportError):
-    """A framework integration was used without its framework installed."""
+#: The package each extra installs (for the error message).
+_PACKAGES = {
+    "lightning": "lightning",
+    "transformers": "transformers",
+    "keras": "keras",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "grpc": "grpcio",
+    "sklearn": "scikit-learn",
+}
+
+
+class MissingIntegrationError(MissingExtraError):
+    """A framework integration was used without its framework installed.
+
+    ``extra`` is the pip extra and ``install`` the command that fixes it.
+    """
 
     def __init__(self, module: str, extra: str) -> None:
         super().__init__(
-            f'{module} is not installed; install it with: pip install "audit-logging[{extra}]"',
-            name=module,
+            module, extra, _PACKAGES.get(extra, module), f"audit_logging.integrations ({module})"
         )
-        self.extra = extra
 
 
 def require(module: str, extra: str) -> ModuleType:
