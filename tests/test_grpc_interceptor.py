@@ -205,6 +205,10 @@ def test_asyncio_server(tmp_path: Path) -> None:
         for i in range(3):
             yield struct(line=i)
 
+    async def push(request: Any, context: Any) -> None:
+        for i in range(2):
+            await context.write(struct(line=i))
+
     async def main() -> None:
         s, d = Struct.SerializeToString, Struct.FromString
         handler = grpc.method_handlers_generic_handler(
@@ -214,6 +218,7 @@ def test_asyncio_server(tmp_path: Path) -> None:
                 "Denied": grpc.unary_unary_rpc_method_handler(denied, d, s),
                 "Broken": grpc.unary_unary_rpc_method_handler(broken, d, s),
                 "Tail": grpc.unary_stream_rpc_method_handler(tail, d, s),
+                "Push": grpc.unary_stream_rpc_method_handler(push, d, s),
             },
         )
         srv = grpc.aio.server(interceptors=[AsyncAuditServerInterceptor(audit)])
@@ -229,6 +234,8 @@ def test_asyncio_server(tmp_path: Path) -> None:
                     assert caught.value.code().name == code
                 lines = [r async for r in _call(channel, "unary_stream", "Tail")(struct())]
                 assert len(lines) == 3
+                pushed = [r async for r in _call(channel, "unary_stream", "Push")(struct())]
+                assert [r["line"] for r in pushed] == [0, 1]
         finally:
             await srv.stop(None)
 
@@ -240,4 +247,5 @@ def test_asyncio_server(tmp_path: Path) -> None:
     assert found["denied"]["error"] == "PERMISSION_DENIED: read-only user"
     assert found["broken"]["error"] == "UNKNOWN: RuntimeError: queue closed"
     assert found["tail"]["details"]["responses"] == 3
+    assert found["push"]["status"] == "success"  # sent with context.write(): not counted
     audit.close()

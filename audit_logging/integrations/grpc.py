@@ -31,6 +31,7 @@ stream is exhausted or fails), in the handler's thread or task.
 from __future__ import annotations
 
 import contextvars
+import inspect
 import json
 import re
 import time
@@ -326,9 +327,15 @@ class AsyncAuditServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[m
                 token = _current.set(act)
                 sent = 0
                 try:
-                    async for response in inner(request, context):
-                        sent += 1
-                        yield response
+                    result = inner(request, context)
+                    if inspect.isawaitable(result):
+                        # A servicer that sends with ``await context.write()``: its
+                        # responses are not ours to count.
+                        await result
+                    else:
+                        async for response in result:
+                            sent += 1
+                            yield response
                 except BaseException as exc:
                     act.details["responses"] = sent
                     core.finish(act, context, exc, start)

@@ -117,3 +117,21 @@ def test_failure_is_logged(journal: Journal) -> None:
     assert "RuntimeError: disk full while writing the checkpoint" in failed["reasoning"]
     assert journal.events()[-1] == "TRAINING_FAILED"
     assert xgb.train is original
+
+
+def test_ctrl_c_is_a_stop(journal: Journal) -> None:
+    dtrain, _ = matrices()
+
+    class CtrlC(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: object, epoch: int, evals_log: object) -> bool:
+            if epoch == 1:
+                raise KeyboardInterrupt
+            return False
+
+    audit = AuditXGBoostCallback(logger=journal.logger, run_kwargs={"git": None})
+    with pytest.raises(KeyboardInterrupt):
+        xgb.train({"objective": "binary:logistic"}, dtrain, 10, callbacks=[audit, CtrlC()])
+    closing = journal.lines()[-1]
+    assert closing["event"] == "TRAINING_STOPPED"
+    assert closing["metrics_snapshot"]["ending"] == "interrupted"
+    assert "KeyboardInterrupt" in closing["reasoning"]
