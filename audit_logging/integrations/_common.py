@@ -326,3 +326,20 @@ def early_stopped(
     if extra:
         text += " " + extra
     run.stop(text)
+
+
+def settings_of(obj: Any, prefix: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """``{prefix.name: value}`` of the plain settings of a framework object (an EarlyStopping).
+
+    Logged with the hyperparameters, so that the early stopping the run may
+    end with is on record, with its monitor and patience, from the start.
+    """
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(obj, name, None)
+        number = scalar(value)
+        if number is not None:
+            out[f"{prefix}.{name}"] = number
+        elif value is None or isinstance(value, (str, bool)):
+            out[f"{prefix}.{name}"] = value
+    return out

@@ -42,6 +42,7 @@ from audit_logging.integrations._common import (
     saved,
     scalar,
     scalars,
+    settings_of,
 )
 from audit_logging.training import TrainingRun
 
@@ -51,6 +52,16 @@ except ImportError as exc:
     raise MissingIntegrationError("keras", "keras") from exc
 
 __all__ = ["AuditKerasCallback"]
+
+_KERAS_ES = (
+    "monitor",
+    "mode",
+    "patience",
+    "min_delta",
+    "baseline",
+    "restore_best_weights",
+    "start_from_epoch",
+)
 
 _FIT_NAMES = (
     "x",
@@ -236,6 +247,9 @@ class AuditKerasCallback(keras.callbacks.Callback):  # type: ignore[misc]
             else:
                 params[key] = fallback
                 defaults.append(key)
+        for cb in self._callbacks:
+            if isinstance(cb, keras.callbacks.EarlyStopping):
+                params.update(settings_of(cb, "early_stopping", _KERAS_ES))
         self.run.hyperparameters(params, defaults_used=defaults)
 
     def _log_checkpoints(self) -> None:

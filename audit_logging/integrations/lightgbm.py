@@ -39,6 +39,7 @@ from audit_logging.integrations._common import (
     early_stopped,
     make_run,
     scalar,
+    settings_of,
 )
 from audit_logging.training import TrainingRun
 
@@ -158,6 +159,13 @@ class AuditLightGBMCallback:
             full: dict[str, Any] = _model_parameters(env.model)
         except Exception:
             full = {}
+        stopper = self._stopper()
+        if stopper is not None:
+            explicit.update(
+                settings_of(
+                    stopper, "early_stopping", ("stopping_rounds", "min_delta", "first_metric_only")
+                )
+            )
         params = {**full, **explicit}
         self.run.hyperparameters(params, defaults_used=[k for k in full if k not in explicit])
 

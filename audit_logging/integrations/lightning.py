@@ -37,6 +37,7 @@ from audit_logging.integrations._common import (
     saved,
     scalar,
     scalars,
+    settings_of,
 )
 from audit_logging.training import TrainingRun
 
@@ -47,6 +48,16 @@ except ImportError as exc:
     raise MissingIntegrationError("lightning", "lightning") from exc
 
 __all__ = ["AuditCallback"]
+
+_LIGHTNING_ES = (
+    "monitor",
+    "mode",
+    "patience",
+    "min_delta",
+    "stopping_threshold",
+    "divergence_threshold",
+    "check_finite",
+)
 
 
 def _size(loader: Any) -> int | None:
@@ -177,6 +188,9 @@ class AuditCallback(pl.Callback):  # type: ignore[misc]
         params["max_epochs"] = trainer.max_epochs
         params["accumulate_grad_batches"] = trainer.accumulate_grad_batches
         params["precision"] = str(trainer.precision)
+        for cb in trainer.callbacks:
+            if isinstance(cb, EarlyStopping):
+                params.update(settings_of(cb, "early_stopping", _LIGHTNING_ES))
         self.run.hyperparameters(params, defaults_used=defaults)
 
     def _log_checkpoints(self, trainer: Any) -> None:

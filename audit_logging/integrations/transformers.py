@@ -42,6 +42,7 @@ from audit_logging.integrations._common import (
     same_value,
     saved,
     scalars,
+    settings_of,
 )
 from audit_logging.training import TrainingRun
 
@@ -234,6 +235,15 @@ class AuditTrainerCallback(TrainerCallback):  # type: ignore[misc]
         for key, default in declared.items():
             reference[key] = getattr(default, "value", default)  # enums as to_dict() spells them
         defaults = [k for k, v in values.items() if k in reference and same_value(v, reference[k])]
+        stopper = self._stopper()
+        if stopper is not None:
+            values.update(
+                settings_of(
+                    stopper,
+                    "early_stopping",
+                    ("early_stopping_patience", "early_stopping_threshold"),
+                )
+            )
         self.run.hyperparameters(values, defaults_used=defaults)
 
     def _early_stopped(self, args: Any, state: Any, stopper: Any) -> None:

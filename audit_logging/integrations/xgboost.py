@@ -42,6 +42,7 @@ from audit_logging.integrations._common import (
     make_run,
     saved,
     scalar,
+    settings_of,
 )
 from audit_logging.training import TrainingRun
 
@@ -224,6 +225,15 @@ class AuditXGBoostCallback(TrainingCallback):  # type: ignore[misc]
             full = _flatten_config(json.loads(model.save_config()))
         except Exception:
             full = {}
+        for cb in self._callbacks:
+            if isinstance(cb, EarlyStopping):
+                given.update(
+                    settings_of(
+                        cb,
+                        "early_stopping",
+                        ("rounds", "metric_name", "data", "maximize", "save_best"),
+                    )
+                )
         params = {**full, **given}
         self.run.hyperparameters(params, defaults_used=[k for k in full if k not in given])
 

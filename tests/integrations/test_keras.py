@@ -65,6 +65,8 @@ def test_fit_with_early_stopping_and_checkpoints(journal: Journal, tmp_path: Pat
     data = journal.only("DATASET_VALIDATED")["metrics_snapshot"]
     assert data["x_shape"] == [128, 4] and data["validation_split"] == 0.25
     hp = journal.only("HYPERPARAMETERS_SET")["metrics_snapshot"]
+    assert hp["hyperparameters"]["early_stopping.monitor"] == "val_loss"
+    assert hp["hyperparameters"]["early_stopping.patience"] == 2
     assert hp["hyperparameters"]["optimizer.learning_rate"] == pytest.approx(0.5)
     assert (
         "optimizer.learning_rate" not in hp["defaults_used"]

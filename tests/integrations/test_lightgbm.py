@@ -53,6 +53,7 @@ def test_native_train_with_early_stopping(journal: Journal) -> None:
     ]
     assert journal.only("DATASET_VALIDATED")["metrics_snapshot"] == {"rows": 300, "columns": 5}
     hp = journal.only("HYPERPARAMETERS_SET")["metrics_snapshot"]
+    assert hp["hyperparameters"]["early_stopping.stopping_rounds"] == 4
     assert hp["hyperparameters"]["learning_rate"] == 0.5
     assert "lambda_l2" in hp["defaults_used"] and "learning_rate" not in hp["defaults_used"]
     progress = journal.progress()

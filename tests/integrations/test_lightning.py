@@ -111,6 +111,8 @@ def test_fit_with_early_stopping_checkpoints_and_test(journal: Journal, tmp_path
         "val_samples": 32,
     }
     hp = journal.only("HYPERPARAMETERS_SET")["metrics_snapshot"]
+    assert hp["hyperparameters"]["early_stopping.monitor"] == "val_loss"
+    assert hp["hyperparameters"]["early_stopping.patience"] == 2
     assert hp["hyperparameters"]["lr"] == 0.05 and hp["hyperparameters"]["optimizer"] == "SGD"
     assert "hidden" in hp["defaults_used"] and "optimizer.momentum" in hp["defaults_used"]
     assert "optimizer.lr" not in hp["defaults_used"] and hp["hyperparameters"]["max_epochs"] == 30

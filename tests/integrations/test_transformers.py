@@ -89,6 +89,7 @@ def test_train_with_early_stopping_and_checkpoint_folders(journal: Journal, tmp_
     assert data_line["train"]["rows"] == 64 and data_line["eval"]["rows"] == 32
     assert data_line["train"]["columns"] == ["input_ids", "attention_mask", "labels"]
     hp = journal.only("HYPERPARAMETERS_SET")["metrics_snapshot"]
+    assert hp["hyperparameters"]["early_stopping.early_stopping_patience"] == 2
     assert hp["hyperparameters"]["learning_rate"] == 5e-3
     assert "learning_rate" not in hp["defaults_used"] and "weight_decay" in hp["defaults_used"]
     assert "adam_beta1" in hp["defaults_used"]

@@ -53,6 +53,7 @@ def test_native_train_with_early_stopping_and_checkpoints(journal: Journal, tmp_
     data = journal.only("DATASET_VALIDATED")["metrics_snapshot"]
     assert data == {"train": {"rows": 300, "columns": 5}, "valid": {"rows": 100, "columns": 5}}
     hp = journal.only("HYPERPARAMETERS_SET")["metrics_snapshot"]
+    assert hp["hyperparameters"]["early_stopping.rounds"] == 3
     assert hp["hyperparameters"]["eta"] == 1.0 and hp["hyperparameters"]["num_boost_round"] == 200
     assert "lambda" in hp["defaults_used"] and "eta" not in hp["defaults_used"]
     progress = journal.progress()
