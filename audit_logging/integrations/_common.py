@@ -17,8 +17,7 @@ import math
 import numbers
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -164,15 +163,18 @@ def quote(value: Any) -> str:
 
 
 class EntryPointPatch:
-    """Wraps a framework's entry point (``Model.fit``, ``Trainer.train``) while callbacks use it.
+    """Wraps a framework's entry point (``Model.fit``, ``Trainer.train``) for our callbacks.
 
     Some frameworks give a callback no hook for a failure or for the end of
-    training; the mature integrations (MLflow's autolog) wrap the entry point.
-    Here the wrap is installed when the first callback that needs it is made
-    (:meth:`acquire`) and removed when the last such callback's run ends
-    (:meth:`release`), so nothing stays patched once runs are over. The
-    wrapper passes calls through untouched unless ``wrap`` finds one of our
-    callbacks in the call.
+    training, and no view of the other callbacks; the mature integrations
+    (MLflow's autolog) wrap the entry point. The wrap is installed when the
+    integration module is imported, before the user's code can look the
+    entry point up: ``model.fit(x, y, callbacks=[AuditKerasCallback()])``
+    looks ``model.fit`` up *before* it builds the callback, so a wrap made by
+    the callback's constructor (and removed when its run ends) would miss
+    every such call after the first run. A call without one of our callbacks
+    goes straight to the original, untouched; the wrapper keeps no state of a
+    run once the run has ended. :meth:`uninstall` restores the original.
     """
 
     def __init__(
@@ -183,13 +185,11 @@ class EntryPointPatch:
         self._targets = targets
         self._wrap = wrap
         self._lock = threading.Lock()
-        self._users = 0
         self._saved: list[tuple[Any, str, Any, bool]] = []
 
-    def acquire(self) -> None:
+    def install(self) -> None:
         with self._lock:
-            self._users += 1
-            if self._users > 1:
+            if self._saved:
                 return
             for owner, name in self._targets():
                 had = name in vars(owner) if isinstance(owner, type) else True
@@ -197,13 +197,8 @@ class EntryPointPatch:
                 self._saved.append((owner, name, original, had))
                 setattr(owner, name, self._wrap(original))
 
-    def release(self) -> None:
+    def uninstall(self) -> None:
         with self._lock:
-            if self._users == 0:
-                return
-            self._users -= 1
-            if self._users:
-                return
             for owner, name, original, had in reversed(self._saved):
                 if had:
                     setattr(owner, name, original)
@@ -212,22 +207,8 @@ class EntryPointPatch:
             self._saved.clear()
 
     @property
-    def active(self) -> bool:
-        return self._users > 0
-
-
-@contextmanager
-def closing_on_error(run: TrainingRun) -> Iterator[None]:
-    """Close ``run`` as failed (or stopped, for KeyboardInterrupt) if the block raises."""
-    try:
-        yield
-    except BaseException as exc:
-        run.__exit__(type(exc), exc, exc.__traceback__)
-        raise
-
-
-def path_text(path: str | os.PathLike[str]) -> str:
-    return os.fspath(path)
+    def installed(self) -> bool:
+        return bool(self._saved)
 
 
 def _sha256(path: str) -> tuple[int, str]:

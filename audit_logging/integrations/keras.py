@@ -19,11 +19,13 @@ TRAINING_STOPPED quoting ``EarlyStopping``'s monitor, patience, min_delta,
 best value and epoch when it stopped the run, else TRAINING_COMPLETED.
 
 Keras calls no callback when ``fit`` raises and a callback cannot see the
-other callbacks: while the callback exists ``keras.Model.fit`` is wrapped
-(as MLflow's autolog does), to see the ``callbacks`` and ``x`` given to
-``fit`` and to log TRAINING_FAILED (TRAINING_STOPPED for Ctrl-C) with the
-exception; the wrap is removed when the run ends. Use one callback object per
-``fit`` call.
+other callbacks: ``keras.Model.fit`` is wrapped to see the ``callbacks`` and
+``x`` given to ``fit`` and to log TRAINING_FAILED (TRAINING_STOPPED for
+Ctrl-C) with the exception, (as MLflow's autolog does); the wrap is installed when this module is
+imported and passes calls without this callback through untouched
+(:func:`uninstall` removes it; see
+:class:`~audit_logging.integrations._common.EntryPointPatch` for why it is
+not removed at the end of each run). One callback object per run.
 """
 
 from __future__ import annotations
@@ -97,6 +99,19 @@ def _wrap(fit: Callable[..., Any]) -> Callable[..., Any]:
 _PATCH = EntryPointPatch(lambda: [(keras.Model, "fit")], _wrap)
 
 
+def install() -> None:
+    """Wrap ``keras.Model.fit`` (done when this module is imported; idempotent)."""
+    _PATCH.install()
+
+
+def uninstall() -> None:
+    """Remove the wrap of ``keras.Model.fit``: failures are then no longer logged."""
+    _PATCH.uninstall()
+
+
+install()
+
+
 def _shape(value: Any) -> list[int] | None:
     shape = getattr(value, "shape", None)
     try:
@@ -126,8 +141,6 @@ class AuditKerasCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._last: dict[str, float | int] = {}
         self._last_epoch: int | None = None
         self._seen: dict[str, tuple[float, int]] = {}
-        self._patched = True
-        _PATCH.acquire()
 
     # ------------------------------------------------------------------ hooks
 
@@ -183,21 +196,16 @@ class AuditKerasCallback(keras.callbacks.Callback):  # type: ignore[misc]
             self.run.__exit__(None, None, None)
         finally:
             self._open = False
-            self._release()
+            self._given, self._callbacks = {}, ()  # no reference to the data after the run
 
     # ------------------------------------------------------------------ the wrapper's
 
     def _fail(self, exc: BaseException) -> None:
         self._in_fit = False
+        self._given, self._callbacks = {}, ()
         if self._open:
             self._open = False
             self.run.__exit__(type(exc), exc, exc.__traceback__)
-        self._release()
-
-    def _release(self) -> None:
-        if self._patched:
-            self._patched = False
-            _PATCH.release()
 
     # ------------------------------------------------------------------ the lines
 

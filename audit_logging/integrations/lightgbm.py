@@ -21,10 +21,13 @@ TRAINING_COMPLETED.
 
 LightGBM has no start, end or failure hook, and its early stopping raises
 past later callbacks: this callback runs just before ``early_stopping``
-(``order`` 29, so it sees every iteration), and while it exists
-``lightgbm.train`` is wrapped (as MLflow's autolog does) to write the first
-and closing lines, with the exception when training fails; the wrap is
-removed when the run ends. Use one callback object per training run.
+(``order`` 29, so it sees every iteration), and ``lightgbm.train`` is
+wrapped to write the first and closing lines, with the exception when
+training fails, (as MLflow's autolog does); the wrap is installed when this module is
+imported and passes calls without this callback through untouched
+(:func:`uninstall` removes it; see
+:class:`~audit_logging.integrations._common.EntryPointPatch` for why it is
+not removed at the end of each run). One callback object per run.
 """
 
 from __future__ import annotations
@@ -86,6 +89,19 @@ def _wrap(train: Callable[..., Any]) -> Callable[..., Any]:
 _PATCH = EntryPointPatch(_targets, _wrap)
 
 
+def install() -> None:
+    """Wrap ``lightgbm.train`` (done when this module is imported; idempotent)."""
+    _PATCH.install()
+
+
+def uninstall() -> None:
+    """Remove the wrap of ``lightgbm.train``: failures are then no longer logged."""
+    _PATCH.uninstall()
+
+
+install()
+
+
 def _model_parameters(booster: Any) -> dict[str, str]:
     """The ``parameters:`` section of the model text: every parameter LightGBM used."""
     params: dict[str, str] = {}
@@ -113,10 +129,8 @@ class AuditLightGBMCallback:
         self._callbacks: Sequence[Any] = ()
         self._first = True
         self._open = False
-        self._patched = True
         self._iterations = 0
         self._last: dict[str, float | int] = {}
-        _PATCH.acquire()
 
     def _begin(self, given: dict[str, Any], callbacks: Sequence[Any]) -> None:
         self._given = given
@@ -221,18 +235,12 @@ class AuditLightGBMCallback:
             self.run.__exit__(None, None, None)
         finally:
             self._open = False
-            self._release()
+            self._given, self._callbacks = {}, ()  # no reference to the data after the run
 
     def _fail(self, exc: BaseException) -> None:
         if self._open:
             self._open = False
             self.run.__exit__(type(exc), exc, exc.__traceback__)
-        self._release()
-
-    def _release(self) -> None:
-        if self._patched:
-            self._patched = False
-            _PATCH.release()
 
 
 def audit_lightgbm_callback(

@@ -20,10 +20,13 @@ MODEL_EVALUATED with the last evaluation's metrics (and for each
 ``state.best_metric`` when it stopped the run, else TRAINING_COMPLETED.
 
 The Trainer calls no callback when training fails and a callback does not see
-the Trainer: while the callback exists ``Trainer.train`` is wrapped (as
-MLflow's autolog does) to find the other callbacks and datasets and to log
-TRAINING_FAILED (TRAINING_STOPPED for Ctrl-C) with the exception; the wrap is
-removed when the run ends. Use one callback object per ``train()`` call.
+the Trainer: ``Trainer.train`` is wrapped to find the other callbacks and
+datasets and to log TRAINING_FAILED (TRAINING_STOPPED for Ctrl-C) with the
+exception, (as MLflow's autolog does); the wrap is installed when this module is
+imported and passes calls without this callback through untouched
+(:func:`uninstall` removes it; see
+:class:`~audit_logging.integrations._common.EntryPointPatch` for why it is
+not removed at the end of each run). One callback object per run.
 """
 
 from __future__ import annotations
@@ -76,6 +79,19 @@ def _wrap(train: Callable[..., Any]) -> Callable[..., Any]:
 _PATCH = EntryPointPatch(lambda: [(transformers.Trainer, "train")], _wrap)
 
 
+def install() -> None:
+    """Wrap ``transformers.Trainer.train`` (done when this module is imported; idempotent)."""
+    _PATCH.install()
+
+
+def uninstall() -> None:
+    """Remove the wrap of ``transformers.Trainer.train``: failures are then no longer logged."""
+    _PATCH.uninstall()
+
+
+install()
+
+
 def _dataset_facts(dataset: Any) -> dict[str, Any] | None:
     if dataset is None:
         return None
@@ -111,8 +127,6 @@ class AuditTrainerCallback(TrainerCallback):  # type: ignore[misc]
         self._open = False
         self._training = False
         self._last_eval: dict[str, Any] = {}
-        self._patched = True
-        _PATCH.acquire()
 
     # ------------------------------------------------------------------ hooks
 
@@ -182,7 +196,6 @@ class AuditTrainerCallback(TrainerCallback):  # type: ignore[misc]
             self.run.__exit__(None, None, None)
         finally:
             self._open = False
-            self._release()
 
     # ------------------------------------------------------------------ the wrapper's
 
@@ -191,12 +204,6 @@ class AuditTrainerCallback(TrainerCallback):  # type: ignore[misc]
         if self._open:
             self._open = False
             self.run.__exit__(type(exc), exc, exc.__traceback__)
-        self._release()
-
-    def _release(self) -> None:
-        if self._patched:
-            self._patched = False
-            _PATCH.release()
 
     def _stopper(self) -> Any:
         handler = getattr(self._trainer, "callback_handler", None)

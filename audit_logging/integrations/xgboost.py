@@ -20,10 +20,13 @@ after early stopping, the best iteration's) evaluation results; then
 TRAINING_STOPPED quoting ``EarlyStopping``'s data set, metric, rounds and
 scores when it stopped the run, else TRAINING_COMPLETED.
 
-XGBoost calls no callback when training fails: while the callback exists
-``xgboost.train`` is wrapped (as MLflow's autolog does), so an exception logs
-TRAINING_FAILED (TRAINING_STOPPED for Ctrl-C) and propagates; the wrap is
-removed when the run ends. Use one callback object per training run.
+XGBoost calls no callback when training fails: ``xgboost.train`` is wrapped so
+that an exception logs TRAINING_FAILED (TRAINING_STOPPED for Ctrl-C) and
+propagates, (as MLflow's autolog does); the wrap is installed when this module is
+imported and passes calls without this callback through untouched
+(:func:`uninstall` removes it; see
+:class:`~audit_logging.integrations._common.EntryPointPatch` for why it is
+not removed at the end of each run). One callback object per run.
 """
 
 from __future__ import annotations
@@ -81,6 +84,19 @@ def _wrap(train: Callable[..., Any]) -> Callable[..., Any]:
 _PATCH = EntryPointPatch(_targets, _wrap)
 
 
+def install() -> None:
+    """Wrap ``xgboost.train`` (done when this module is imported; idempotent)."""
+    _PATCH.install()
+
+
+def uninstall() -> None:
+    """Remove the wrap of ``xgboost.train``: failures are then no longer logged."""
+    _PATCH.uninstall()
+
+
+install()
+
+
 def _flatten_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The ``*_param`` sections of ``Booster.save_config()``, merged (XGBoost's full settings)."""
     found: dict[str, Any] = {}
@@ -121,8 +137,6 @@ class AuditXGBoostCallback(TrainingCallback):  # type: ignore[misc]
         self._last: dict[str, float | int] = {}
         self._iterations = 0
         self._open = False
-        self._patched = True
-        _PATCH.acquire()
 
     # ------------------------------------------------------------- from the wrapper
 
@@ -140,12 +154,6 @@ class AuditXGBoostCallback(TrainingCallback):  # type: ignore[misc]
         if self._open:
             self._open = False
             self.run.__exit__(type(exc), exc, exc.__traceback__)
-        self._release()
-
-    def _release(self) -> None:
-        if self._patched:
-            self._patched = False
-            _PATCH.release()
 
     # ------------------------------------------------------------- XGBoost's hooks
 
@@ -195,7 +203,7 @@ class AuditXGBoostCallback(TrainingCallback):  # type: ignore[misc]
             self.run.__exit__(None, None, None)
         finally:
             self._open = False
-            self._release()
+            self._callbacks, self._data = (), []  # no reference to the data after the run
         return model
 
     # ------------------------------------------------------------- the lines

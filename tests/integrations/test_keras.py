@@ -31,7 +31,6 @@ def model_and_data() -> tuple[object, object, object]:
 
 def test_fit_with_early_stopping_and_checkpoints(journal: Journal, tmp_path: Path) -> None:
     model, x, y = model_and_data()
-    original = keras.Model.fit
     audit = AuditKerasCallback(dataset="synthetic", logger=journal.logger, run_kwargs={"git": None})
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, min_delta=10.0)
     history = model.fit(
@@ -49,7 +48,6 @@ def test_fit_with_early_stopping_and_checkpoints(journal: Journal, tmp_path: Pat
             ),
         ],
     )
-    assert keras.Model.fit is original and "fit" not in vars(keras.Model)
     epochs = len(history.history["loss"])
     assert 0 < stopper.stopped_epoch < 29
     events = journal.events()
@@ -111,7 +109,6 @@ def test_failure_is_logged(journal: Journal) -> None:
             if epoch == 1:
                 raise RuntimeError("metrics server unreachable")
 
-    original = keras.Model.fit
     audit = AuditKerasCallback(logger=journal.logger, run_kwargs={"git": None})
     with pytest.raises(RuntimeError):
         model.fit(x, y, epochs=5, verbose=0, callbacks=[audit, Boom()])
@@ -120,4 +117,30 @@ def test_failure_is_logged(journal: Journal) -> None:
         "RuntimeError: metrics server unreachable" in journal.only("TRAINING_FAILED")["reasoning"]
     )
     assert len(journal.progress()) == 2
-    assert keras.Model.fit is original
+
+
+def test_callback_made_inside_the_call_sees_the_other_callbacks(journal: Journal) -> None:
+    # Python looks model.fit up before it builds the callback: the wrap must already be there.
+    from audit_logging.integrations import keras as integration
+
+    model, x, y = model_and_data()
+    model.fit(
+        x,
+        y,
+        epochs=1,
+        verbose=0,
+        validation_split=0.25,
+        callbacks=[
+            AuditKerasCallback(logger=journal.logger, run_kwargs={"git": None}),
+            keras.callbacks.EarlyStopping(patience=7),
+        ],
+    )
+    hp = journal.only("HYPERPARAMETERS_SET")["metrics_snapshot"]
+    assert hp["hyperparameters"]["early_stopping.patience"] == 7
+    assert journal.only("DATASET_VALIDATED")["metrics_snapshot"]["x_shape"] == [128, 4]
+    integration.uninstall()
+    try:
+        assert "fit" not in vars(keras.Model)  # inherited from the backend's trainer again
+    finally:
+        integration.install()
+    assert "fit" in vars(keras.Model)

@@ -26,7 +26,6 @@ def test_native_train_with_early_stopping_and_checkpoints(journal: Journal, tmp_
     dtrain, dvalid = matrices()
     (tmp_path / "ckpt").mkdir()
     history: dict[str, dict[str, list[float]]] = {}
-    original = xgb.train
     audit = AuditXGBoostCallback(
         dataset="synthetic", logger=journal.logger, run_kwargs={"git": None, "progress_every": 1}
     )
@@ -40,7 +39,6 @@ def test_native_train_with_early_stopping_and_checkpoints(journal: Journal, tmp_
         verbose_eval=False,
         callbacks=[audit, stopper, xgb.callback.TrainingCheckPoint(tmp_path / "ckpt", interval=5)],
     )
-    assert xgb.train is original and xgb.training.train is original  # unwrapped again
     events = journal.events()
     assert squeeze(events)[:4] == [
         "TRAINING_STARTED",
@@ -102,9 +100,7 @@ def test_failure_is_logged(journal: Journal) -> None:
                 raise RuntimeError("disk full while writing the checkpoint")
             return False
 
-    original = xgb.train
     audit = AuditXGBoostCallback(logger=journal.logger, run_kwargs={"git": None})
-    assert xgb.train is not original  # wrapped while the callback is in use
     with pytest.raises(RuntimeError):
         xgb.train(
             {"objective": "binary:logistic"},
@@ -117,7 +113,6 @@ def test_failure_is_logged(journal: Journal) -> None:
     failed = journal.only("TRAINING_FAILED")
     assert "RuntimeError: disk full while writing the checkpoint" in failed["reasoning"]
     assert journal.events()[-1] == "TRAINING_FAILED"
-    assert xgb.train is original
 
 
 def test_ctrl_c_is_a_stop(journal: Journal) -> None:
@@ -136,3 +131,34 @@ def test_ctrl_c_is_a_stop(journal: Journal) -> None:
     assert closing["event"] == "TRAINING_STOPPED"
     assert closing["metrics_snapshot"]["ending"] == "interrupted"
     assert "KeyboardInterrupt" in closing["reasoning"]
+
+
+def test_callback_made_inside_the_call_and_uninstall(journal: Journal) -> None:
+    # Python looks xgb.train up before it builds the callback: the wrap must already be there.
+    from audit_logging.integrations import xgboost as integration
+
+    dtrain, _ = matrices()
+
+    class Boom(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: object, epoch: int, evals_log: object) -> bool:
+            raise ValueError("bad eval metric")
+
+    with pytest.raises(ValueError):
+        xgb.train(
+            {"objective": "binary:logistic"},
+            dtrain,
+            5,
+            callbacks=[
+                AuditXGBoostCallback(logger=journal.logger, run_kwargs={"git": None}),
+                Boom(),
+            ],
+        )
+    assert journal.events()[-1] == "TRAINING_FAILED"
+    wrapped = xgb.train
+    integration.uninstall()
+    try:
+        assert xgb.train is wrapped.__wrapped__ and xgb.training.train is wrapped.__wrapped__
+        assert xgb.sklearn.train is wrapped.__wrapped__
+    finally:
+        integration.install()
+    assert xgb.train is not wrapped.__wrapped__
