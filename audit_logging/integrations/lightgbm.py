@@ -197,7 +197,13 @@ class AuditLightGBMCallback:
                 for metric, value in results.items()
             }
             if best_score:
-                self.run.evaluated(**best_score)
+                self.run.evaluated(
+                    reasoning="LightGBM's best_score (at its best_iteration "
+                    f"{getattr(booster, 'best_iteration', None)}, or the last iteration): "
+                    + ", ".join(f"{k} {v}" for k, v in best_score.items())
+                    + ".",
+                    **best_score,
+                )
             best = int(getattr(booster, "best_iteration", 0) or 0)
             rounds = int(self._given.get("num_boost_round", 100))
             params = self._given.get("params") or {}

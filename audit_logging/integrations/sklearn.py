@@ -182,7 +182,13 @@ def _early_stop(run: TrainingRun, estimator: Any, curves: Mapping[str, Sequence[
 
 
 def _score(estimator: Any, X_val: Any, y_val: Any) -> dict[str, Any]:
-    return {score_name(estimator): scalar(estimator.score(X_val, y_val))}
+    name = score_name(estimator)
+    value = scalar(estimator.score(X_val, y_val))
+    return {
+        "reasoning": f"{type(estimator).__name__}.score(X_val, y_val) on {len(X_val)} "
+        f"validation rows: {name} {value}.",
+        name: value,
+    }
 
 
 def _save(run: TrainingRun, estimator: Any, path: str | os.PathLike[str]) -> None:
