@@ -66,6 +66,8 @@ REDACTED: Final = "[REDACTED]"
 _SERVICE_ACCOUNT: Final = "[REDACTED service account key]"
 _PRIVATE_KEY: Final = "[REDACTED private key]"
 _MAX_DEPTH: Final = 100
+#: What a container met again inside itself becomes (as in :func:`schema.to_jsonable`).
+CYCLE: Final = "<cycle>"
 # What a mapping key means for its entry (Redactor's cached verdicts).
 _CLEAN_KEY: Final = "clean"
 _SECRET_KEY: Final = "secret key"  # its value is masked
@@ -171,7 +173,7 @@ class Redactor:
             cached = self._texts.get(value)
             return cached if cached is not None else self.text(value)
         if t is dict:
-            return self._dict(value)
+            return self._dict(value, None)
         if value is None or t is int or t is float or t is bool:
             return value
         return redact(value, self.keys)
@@ -193,7 +195,7 @@ class Redactor:
             elif value is None or t is float or t is int or t is bool:
                 continue
             elif t is dict:
-                new = self._dict(value)
+                new = self._dict(value, None)
             else:
                 new = redact(value, self.keys)
             if new is not value:
@@ -207,10 +209,12 @@ class Redactor:
             return _SECRET_KEY
         return _SECRET_IN_KEY if self.text(key) != key else _CLEAN_KEY
 
-    def _dict(self, value: dict[Any, Any]) -> Any:
+    def _dict(self, value: dict[Any, Any], inside: set[int] | None) -> Any:
         # Checks with the caches; the first thing to mask hands the whole dict to
         # redact(), so that what is masked (values, secret keys' values, secret
-        # text in keys) is decided in one place.
+        # text in keys) is decided in one place. ``inside`` holds the ids of the
+        # dicts being checked around this one: a dict met again inside itself is
+        # a cycle, checked where it first appeared (as redact() does).
         verdicts, texts = self._key_verdicts, self._texts
         for k, v in value.items():
             verdict = verdicts.get(k)
@@ -232,6 +236,16 @@ class Redactor:
                 if masked is None:
                     masked = self.text(v)
                 if masked != v:  # != : the cache may hold an equal string, not this one
+                    return redact(value, self.keys)
+            elif tv is dict:
+                if inside is None:
+                    inside = {id(value)}
+                if id(v) in inside:
+                    continue
+                inside.add(id(v))
+                masked = self._dict(v, inside)
+                inside.discard(id(v))
+                if masked is not v:
                     return redact(value, self.keys)
             elif self(v) is not v:
                 return redact(value, self.keys)
@@ -287,7 +301,9 @@ def _walk(
         return "<max depth>"
     ident = id(value)
     if ident in path:
-        return value  # a cycle: its members are checked where they first appear
+        # A container met again inside itself. Not the original: a serializer
+        # would expand it once more, unredacted, before it found the cycle.
+        return CYCLE
     inner = path | {ident}
     if isinstance(value, Mapping):
         if value.get("type") == "service_account":

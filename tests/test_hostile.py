@@ -226,3 +226,39 @@ def test_a_record_that_cannot_be_rendered_is_rejected_not_retried(
     assert [row.split(",")[1] for row in rows[1:]] == ["pause"]
     for writer in (array, sheet):
         assert (writer.records_rejected, writer.records_failed, writer.records_written) == (1, 0, 1)
+
+
+def test_a_dict_that_contains_itself_is_written_everywhere_with_cycle_markers(
+    tmp_path: Path,
+) -> None:
+    from audit_logging import WarningFileHandler
+
+    loop: dict[str, Any] = {"loss": 0.5, "history": [1]}
+    loop["self"] = loop
+    loop["history"].append(loop)
+    loop["nested"] = {"up": loop, "password": "hunter2"}
+    writers = [
+        JsonlHandler(directory=tmp_path),
+        JsonArrayHandler(tmp_path / "audit_log.json"),
+        CsvHandler(tmp_path / "audit_log.csv"),
+        WarningFileHandler(tmp_path / "warnings"),
+    ]
+    record = logging.LogRecord("t", logging.INFO, "", 0, "loop", None, None)
+    record.__dict__.update(
+        event="TRAINING_STARTED",
+        metrics_snapshot=loop,
+        action_type="config_change",
+        details=loop,
+        warning_type="data_drift",
+    )
+    for writer in writers:
+        writer.handle_batch([record])
+        assert (writer.records_written, writer.records_rejected) == (1, 0), writer
+    [line] = read_jsonl(journal_files(tmp_path)[0])
+    assert line["metrics_snapshot"]["self"] == "<cycle>"
+    assert line["metrics_snapshot"]["loss"] == 0.5
+    [entry] = json.loads((tmp_path / "audit_log.json").read_text(encoding="utf-8"))
+    assert entry["details"]["history"][1] == "<cycle>"
+    outputs = [p.read_text(encoding="utf-8") for p in tmp_path.rglob("*") if p.is_file()]
+    assert all("hunter2" not in text for text in outputs)
+    assert sum("<cycle>" in text for text in outputs) == 4
