@@ -69,6 +69,34 @@ def test_full_disk_loses_nothing_once_space_returns(
     assert verify_paths([small_disk / "logs"]).ok
 
 
+def test_a_digest_that_fails_on_a_full_disk_writes_no_line_twice(
+    small_disk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The lines of a batch fit in the journal's last page, the digest written
+    # after them needs a new one: the lines must not be retried (written twice).
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * 400 * 1024)
+    writer = JsonlHandler(directory=small_disk / "logs", digest_interval=0)
+    for i in range(0, 600, 3):  # small batches, as a busy listener hands them over
+        batch = []
+        for n in range(i, i + 3):
+            record = logging.LogRecord("t", logging.INFO, "", 0, "step %d", (n,), None)
+            record.__dict__.update(event="TRAINING_PROGRESS", reasoning="x" * 100)
+            batch.append(record)
+        writer.handle_batch(batch)
+    assert writer.records_failed > 0
+    assert "No space left on device" in capsys.readouterr().err
+    filler.unlink()
+    writer.flush()
+    [path] = journal_files(small_disk / "logs")
+    lines = read_jsonl(path)
+    assert [line["message"] for line in lines] == [f"step {i}" for i in range(600)]
+    assert [line["seq"] for line in lines] == list(range(1, 601))
+    assert writer.digests_failed > 0  # the case this test is about did happen
+    writer.close()
+    assert verify_paths([small_disk / "logs"]).ok
+
+
 class FullDisk:
     """The file layer's ``write_all`` failing with ENOSPC while :attr:`full`, each write cut short."""
 

@@ -68,6 +68,10 @@ class _Journal:
     dirty: bool = False  # written since our last digest
 
 
+def _digest_record() -> logging.LogRecord:
+    return logging.LogRecord("audit_logging", logging.ERROR, "", 0, "digest", None, None)
+
+
 def read_tail(fd: int, size: int) -> tuple[int, str | None, bool]:
     """``(seq, hash, ends_clean)`` of the last whole line of a journal of ``size`` bytes.
 
@@ -151,6 +155,9 @@ class JsonlHandler(AuditWriter):
         self._journals: dict[str, _Journal] = {}
         self._paths: dict[tuple[str, str], str] = {}
         self._contexts: dict[tuple[str, str, int | None, str], bytes] = {}
+        #: Digest writes that failed (each is tried again at the next batch and at close).
+        self.digests_failed = 0
+        self._digest_failing = False
 
     def path_for(self, day: str, session: str | None = None) -> str:
         """The journal file of UTC ``day`` (``YYYY-MM-DD``)."""
@@ -289,7 +296,24 @@ class JsonlHandler(AuditWriter):
             journal.end = size + len(data)
             journal.dirty = True
             if self.chain and time.monotonic() - journal.digest_at >= self.digest_interval:
-                self._write_digest(journal)
+                self._try_digest(journal)
+
+    def _try_digest(self, journal: _Journal) -> None:
+        """Write the digest of ``journal``; a failure is reported, and tried again next batch.
+
+        The batch's lines are on disk by now: a digest that cannot be written
+        (the disk filled up between the two) must not send them back to be
+        retried, which would write them twice.
+        """
+        try:
+            self._write_digest(journal)
+        except OSError as exc:
+            self.digests_failed += 1
+            if not self._digest_failing:  # once per burst of failures
+                self._digest_failing = True
+                self._report(_digest_record(), exc)
+        else:
+            self._digest_failing = False
 
     def _genesis(self, path: str) -> str:
         """What the first line of ``path`` chains to: the last hash of the journal before it."""
@@ -338,10 +362,7 @@ class JsonlHandler(AuditWriter):
                 finally:
                     portalocker.unlock(journal.fd)
             except Exception as exc:
-                self._report(
-                    logging.LogRecord("audit_logging", logging.ERROR, "", 0, "digest", None, None),
-                    exc,
-                )
+                self._report(_digest_record(), exc)
         self._close_journal(journal)
 
     def _close_journal(self, journal: _Journal) -> None:
