@@ -74,6 +74,8 @@ _HASH_MEMBER = b',"hash":"'
 CSV_CHAINED_HEADER = (",".join((*ACTION_FIELDS, "seq", "hash")) + "\r\n").encode("ascii")
 _CSV_CHAIN_CELLS = re.compile(rb",(\d+),([0-9a-f]{64})\r?$")
 _JSON_WS = b" \t\r\n"
+#: A writer's rejects file (records it refused, unchained): not a journal.
+_REJECTS = re.compile(r"^rejected-\d{4}-\d{2}-\d{2}\.jsonl$")
 _JOURNAL_NAME = re.compile(
     r"^(?P<prefix>.+?)-(?P<day>\d{4}-\d{2}-\d{2})(?:-(?P<session>.+))?\.jsonl$"
 )
@@ -106,6 +108,43 @@ class Hasher:
 def hasher_from_env(key: bytes | str | None = None) -> Hasher:
     """A :class:`Hasher` with ``key``, else ``AUDIT_LOG_HMAC_KEY``, else plain SHA-256."""
     return Hasher(key if key is not None else os.environ.get("AUDIT_LOG_HMAC_KEY"))
+
+
+def link_lines(
+    bodies: Iterable[bytes],
+    seq: int,
+    last: bytes,
+    link: Callable[[bytes, bytes], bytes],
+    *,
+    csv: bool = False,
+    end: bytes = b"\n",
+) -> tuple[list[bytes], int, bytes]:
+    """Number and chain ``bodies``: the one linking loop of the three chained writers.
+
+    Returns ``(lines, last seq, last hash)``. ``seq`` and ``last`` are those
+    of the line before the first body (``0`` and :data:`GENESIS` for a new
+    file); ``link`` is a :meth:`Hasher.link`. Each line is hashed as written
+    up to its ``seq``, then ends with the hash and ``end``:
+
+    * JSON (bodies are objects without their closing ``}``):
+      ``{...,"seq":N,"hash":"H"}``, ``H = link(previous, '{...,"seq":N}')``;
+    * CSV (``csv=True``, bodies are rows without their line end):
+      ``cells,N,H``, ``H = link(previous, 'cells,N')``.
+    """
+    lines = []
+    if csv:
+        for body in bodies:
+            seq += 1
+            unhashed = b"%s,%d" % (body, seq)
+            last = link(last, unhashed)
+            lines.append(b"%s,%s%s" % (unhashed, last, end))
+    else:
+        for body in bodies:
+            seq += 1
+            unhashed = b'%s,"seq":%d}' % (body, seq)
+            last = link(last, unhashed)
+            lines.append(b'%s,"hash":"%s"}%s' % (unhashed[:-1], last, end))
+    return lines, seq, last
 
 
 def split_hash(line: bytes) -> tuple[bytes, str] | None:
@@ -380,7 +419,9 @@ def iter_journals(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
     for item in paths:
         path = Path(item)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*.jsonl") if p.is_file())
+            yield from sorted(
+                p for p in path.rglob("*.jsonl") if p.is_file() and not _REJECTS.match(p.name)
+            )
         elif path.exists():
             yield path
         else:
@@ -405,7 +446,7 @@ def log_kind(path: Path) -> str | None:
     """
     name = path.name
     if name.endswith(".jsonl"):
-        return "journal"
+        return None if _REJECTS.match(name) else "journal"
     if name.startswith("audit_log") and name.endswith(".json"):
         return None if name.endswith(".digest.json") else "array"
     if name.endswith(".csv") and is_chained_csv(path):
@@ -521,8 +562,7 @@ def _array_items(data: bytes, entries: list[object]) -> list[bytes]:
 
 def verify_array(path: Path, hasher: Hasher, report: VerifyReport, named: bool = False) -> None:
     """Check the chain of an ``audit_log.json`` array (see the module docstring)."""
-    # Imported here: the array writer imports this module for its links.
-    from audit_logging.writers.json_array import reading_lock, recorded_seq
+    from audit_logging.array_file import reading_lock, recorded_seq
 
     name = str(path)
     problems = report.problems

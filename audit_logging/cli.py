@@ -40,13 +40,13 @@ from typing import Any, TextIO
 from audit_logging import reader
 from audit_logging._files import size_between_batches
 from audit_logging.chain import hasher_from_env, iter_journals, log_kind, verify_paths
+from audit_logging.records import cell
 from audit_logging.schema import (
     ACTION_FIELDS,
     JOURNAL_CONTEXT_FIELDS,
     JOURNAL_FIELDS,
     WARNING_FIELDS,
 )
-from audit_logging.writers.csv import cell
 
 __all__ = ["main"]
 

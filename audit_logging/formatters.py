@@ -16,8 +16,9 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
+from audit_logging.records import journal_record
 from audit_logging.redact import DEFAULT_REDACTOR
-from audit_logging.schema import JOURNAL_USER_FIELDS, dumps, journal_record
+from audit_logging.schema import JOURNAL_USER_FIELDS, dumps
 
 __all__ = ["AuditJsonFormatter"]
 

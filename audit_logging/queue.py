@@ -25,8 +25,8 @@ listener does with a batch).
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
-import os
 import queue
 import threading
 import time
@@ -34,64 +34,119 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal
 
+from audit_logging._fork import reset_after_fork
 from audit_logging._options import check_choice, check_int, check_number
 from audit_logging._targets import PendingTargets, target_list
-from audit_logging.schema import AUDIT_EXTRA_KEYS
+from audit_logging.records import CUTS_KEY, jq_path
 
-__all__ = ["AuditQueueHandler", "QueueFullPolicy"]
+_BASE_LEN: Final = len(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
+
+__all__ = ["SNAPSHOT_BUDGET", "SNAPSHOT_ITEMS", "AuditQueueHandler", "QueueFullPolicy", "snapshot"]
 
 QueueFullPolicy = Literal["block", "drop"]
 
 _IMMUTABLE: Final = frozenset({str, int, float, bool, type(None), bytes, complex})
+#: Most items (list items, object members) the caller's snapshot copies of one container;
+#: a longer one is cut there, and the record says so (its ``truncated`` member).
+SNAPSHOT_ITEMS: Final = 10_000
+#: Most items the snapshot of one record copies in all (nested containers share it).
+SNAPSHOT_BUDGET: Final = 100_000
+# Record attributes never copied: the stdlib's, and what formatters and we add.
+_NOT_COPIED: Final = frozenset(("message", "asctime", CUTS_KEY))
 
 
-def snapshot(value: Any, _memo: dict[int, Any] | None = None) -> Any:
+class _Copier:
+    """One record's snapshot: the items left to copy, what was cut, containers seen."""
+
+    __slots__ = ("cuts", "left", "memo")
+
+    def __init__(self) -> None:
+        self.left = SNAPSHOT_BUDGET
+        self.cuts: dict[str, str] | None = None
+        self.memo: dict[int, Any] = {}
+
+    def quota(self, n: int) -> int:
+        keep = min(n, SNAPSHOT_ITEMS, max(0, self.left))
+        self.left -= keep
+        return keep
+
+    def cut(self, path: tuple[object, ...], kept: int, total: int, unit: str) -> None:
+        if self.cuts is None:
+            self.cuts = {}
+        self.cuts[jq_path(path)] = f"kept {kept} of {total} {unit} (cut when logged)"
+
+    def copy(self, value: Any, path: tuple[object, ...]) -> Any:
+        t = type(value)
+        if t in _IMMUTABLE:
+            return value
+        ident = id(value)
+        memo = self.memo
+        if ident in memo:
+            return memo[ident]
+        if isinstance(value, dict):
+            n = len(value)
+            keep = self.quota(n)
+            if keep == n and t is dict:
+                # The common case, a flat dict of numbers or strings: one C-level copy.
+                for v in value.values():
+                    if type(v) not in _IMMUTABLE:
+                        break
+                else:
+                    memo[ident] = out = value.copy()
+                    return out
+            out = {}
+            memo[ident] = out
+            try:
+                for k, v in itertools.islice(value.items(), keep):
+                    out[k] = v if type(v) in _IMMUTABLE else self.copy(v, (*path, k))
+            except Exception:  # a mapping that cannot be iterated: keep what we have
+                pass
+            if keep < n:
+                self.cut(path, len(out), n, "members")
+            return out
+        if isinstance(value, (list, tuple)):
+            n = len(value)
+            keep = self.quota(n)
+            items = list(value[:keep]) if keep < n else list(value)
+            if t is not tuple:
+                memo[ident] = items
+            for index, v in enumerate(items):
+                if type(v) not in _IMMUTABLE:
+                    items[index] = self.copy(v, (*path, index))
+            if keep < n:
+                self.cut(path, keep, n, "items")
+            return tuple(items) if isinstance(value, tuple) else items
+        if isinstance(value, (set, frozenset)):
+            n = len(value)
+            keep = self.quota(n)
+            kept = itertools.islice(value, keep) if keep < n else value
+            if keep < n:
+                self.cut(path, keep, n, "items")
+            return frozenset(kept) if t is frozenset else set(kept)
+        copy = getattr(value, "copy", None)
+        if copy is not None and type(value).__module__ == "numpy":
+            try:
+                size = int(getattr(value, "size", 1))
+                keep = self.quota(size)
+                if keep < size:  # cut flat: a prefix of the values, still an array
+                    self.cut(path, keep, size, "items")
+                    return value.reshape(-1)[:keep].copy()
+                return copy()
+            except Exception:
+                return value
+        return value
+
+
+def snapshot(value: Any) -> Any:
     """A copy of ``value`` that later mutation of the original cannot change.
 
     Containers (dict, list, tuple, set) are copied recursively; numpy arrays
     with ``copy()``; immutable scalars and other objects are kept as they are.
-    Cycles are preserved, not followed forever.
+    Cycles are preserved, not followed forever. A container longer than
+    :data:`SNAPSHOT_ITEMS` keeps its first items (:meth:`AuditQueueHandler.prepare`
+    notes the cut on the record), so that the caller's cost stays bounded.
     """
-    t = type(value)
-    if t in _IMMUTABLE:
-        return value
-    if t is dict:
-        # The common case, a flat dict of numbers or strings: one C-level copy.
-        for v in value.values():
-            if type(v) not in _IMMUTABLE:
-                break
-        else:
-            return value.copy()
-    if _memo is None:
-        _memo = {}
-    ident = id(value)
-    if ident in _memo:
-        return _memo[ident]
-    if isinstance(value, dict):
-        out: dict[Any, Any] = {}
-        _memo[ident] = out
-        try:
-            for k, v in list(value.items()):
-                out[k] = snapshot(v, _memo)
-        except Exception:  # a mapping that cannot be iterated: keep what we have
-            pass
-        return out
-    if isinstance(value, list):
-        lst: list[Any] = []
-        _memo[ident] = lst
-        lst.extend(snapshot(v, _memo) for v in value)
-        return lst
-    if isinstance(value, tuple):
-        return tuple(snapshot(v, _memo) for v in value)
-    if isinstance(value, (set, frozenset)):
-        return frozenset(value) if t is frozenset else set(value)
-    copy = getattr(value, "copy", None)
-    if copy is not None and type(value).__module__ == "numpy":
-        try:
-            return copy()
-        except Exception:
-            return value
-    return value
+    return _Copier().copy(value, ())
 
 
 class _FlushRequest:
@@ -160,6 +215,7 @@ class AuditQueueHandler(logging.Handler):
         self._closed = False
         self._reset_runtime_state()
         _live_handlers.add(self)
+        reset_after_fork(self)
 
     # ------------------------------------------------------------------ targets
 
@@ -184,6 +240,9 @@ class AuditQueueHandler(logging.Handler):
             self._targets, self._pending = resolved, None
 
     # ------------------------------------------------------------------ caller side
+
+    def _after_fork_in_child(self) -> None:
+        self._reset_runtime_state()
 
     def _reset_runtime_state(self) -> None:
         # Also the after-fork reset: the child gets its own queue and listener;
@@ -219,23 +278,39 @@ class AuditQueueHandler(logging.Handler):
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         """Snapshot, in the caller's thread, what the caller could still change.
 
-        The audit fields' containers and the %-args are copied (containers and
-        numpy values; other objects are kept, as the stdlib does). Nothing is
-        formatted or serialised here: the listener merges the message, and
-        ``exc_info`` stays structured for the writers.
+        The containers of the ``extra`` keys (audit fields and any other) and
+        of the %-args are copied (containers and numpy values; other objects
+        are kept, as the stdlib does). A container longer than
+        :data:`SNAPSHOT_ITEMS` items (or past :data:`SNAPSHOT_BUDGET` for the
+        whole record) keeps its first items, and the record carries a note
+        of each cut (``{jq path: "kept 10000 of 3000000 items ..."}``) that
+        the writers report, so a huge payload costs the caller milliseconds,
+        not seconds. Nothing is formatted or serialised here: the listener
+        merges the message, and ``exc_info`` stays structured for the writers.
         """
         d = record.__dict__
-        for key in AUDIT_EXTRA_KEYS:  # any audit field may hold a container
-            value = d.get(key)
-            if value is not None and type(value) not in _IMMUTABLE:
-                d[key] = snapshot(value)
+        copier: _Copier | None = None
+        if len(d) > _BASE_LEN:
+            # The keys added after LogRecord.__init__'s own: the caller's extra.
+            for key in itertools.islice(d, _BASE_LEN, None):
+                value = d[key]
+                if type(value) not in _IMMUTABLE and key not in _NOT_COPIED:
+                    if copier is None:
+                        copier = _Copier()
+                    d[key] = copier.copy(value, (key,))
         args = record.args
         if args:
             values = args.values() if isinstance(args, Mapping) else args
             if any(type(a) not in _IMMUTABLE for a in values):
-                record.args = snapshot(args)
+                if copier is None:
+                    copier = _Copier()
+                record.args = copier.copy(args, ("args",))
         if type(record.msg) is not str:
-            record.msg = snapshot(record.msg)
+            if copier is None:
+                copier = _Copier()
+            record.msg = copier.copy(record.msg, ("msg",))
+        if copier is not None and copier.cuts:
+            d[CUTS_KEY] = copier.cuts
         return record
 
     def enqueue(self, record: logging.LogRecord) -> None:
@@ -467,11 +542,6 @@ def _close_all() -> None:
             pass
 
 
-def _after_fork_in_child() -> None:
-    for handler in list(_live_handlers):
-        handler._reset_runtime_state()
-
-
 # atexit runs these before logging.shutdown() (registered earlier, run later),
 # so targets are closed in our order. threading's own exit hooks also run at
 # the end of a process started by multiprocessing, which skips atexit.
@@ -482,5 +552,3 @@ if _register_threading_atexit is not None:
         _register_threading_atexit(_close_all)
     except RuntimeError:  # imported during interpreter shutdown
         pass
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

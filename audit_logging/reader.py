@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from audit_logging._files import iter_lines, size_between_batches
+from audit_logging.array_file import read_array_bytes
 from audit_logging.chain import journal_key
+from audit_logging.records import restore_cell
 from audit_logging.schema import format_timestamp
-from audit_logging.writers.csv import restore_cell
-from audit_logging.writers.json_array import read_array_bytes
 
 __all__ = [
     "Entry",

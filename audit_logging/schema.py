@@ -25,12 +25,10 @@ import decimal
 import enum
 import importlib.util
 import json
-import logging
 import math
 import os
 import socket
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -51,7 +49,6 @@ __all__ = [
     "event_name",
     "format_timestamp",
     "is_known_event",
-    "journal_record",
     "known_events",
     "register_event",
     "safe_str",
@@ -75,6 +72,7 @@ JOURNAL_FIELDS: Final = (
 JOURNAL_CONTEXT_FIELDS: Final = (
     "message",
     "exception",
+    "extra",
     "level",
     "logger",
     "session_id",
@@ -83,7 +81,7 @@ JOURNAL_CONTEXT_FIELDS: Final = (
     "seq",
 )
 #: The journal fields the caller supplies (the rest are ours): what redaction looks at.
-JOURNAL_USER_FIELDS: Final = JOURNAL_FIELDS[2:] + JOURNAL_CONTEXT_FIELDS[:2]
+JOURNAL_USER_FIELDS: Final = JOURNAL_FIELDS[2:] + JOURNAL_CONTEXT_FIELDS[:3]
 #: The fields of an action-audit entry (``audit_log.json`` / ``audit_log.csv``).
 ACTION_FIELDS: Final = ("timestamp", "action_type", "status", "details", "error")
 #: The fields of a persistent warning file.
@@ -477,96 +475,3 @@ def dumps(obj: Any) -> bytes:
     :func:`to_jsonable` first.
     """
     return escape_line_separators(dumps_unescaped(obj))
-
-
-# --------------------------------------------------------------------------- records
-
-
-def record_message(record: logging.LogRecord) -> str:
-    """``record.getMessage()``, or a readable stand-in when the %-args do not fit."""
-    try:
-        return record.getMessage()
-    except Exception:
-        return f"{safe_str(record.msg)} {_safe_repr(record.args)}"
-
-
-def record_exception(record: logging.LogRecord) -> str | None:
-    """The record's traceback (and stack) as text, or ``None``."""
-    parts: list[str] = []
-    if record.exc_text:
-        parts.append(record.exc_text)
-    elif record.exc_info and record.exc_info[0] is not None:
-        try:
-            parts.append("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
-        except Exception:
-            parts.append(_safe_repr(record.exc_info[1]))
-    if record.stack_info:
-        parts.append(record.stack_info)
-    return "\n".join(parts) if parts else None
-
-
-def journal_fields(record: logging.LogRecord) -> dict[str, Any]:
-    """The per-record part of a journal line: :data:`JOURNAL_FIELDS`, ``message``, ``exception``.
-
-    Every field is present, ``None`` where the record does not carry it.
-    """
-    get = record.__dict__.get
-    event = get("event")
-    msg = record.msg
-    return {
-        "timestamp": format_timestamp(record.created),
-        "event": event if type(event) is str else event_name(event),
-        "dataset": get("dataset"),
-        "model": get("model"),
-        "decision": get("decision"),
-        "reasoning": get("reasoning"),
-        "metrics_snapshot": get("metrics_snapshot"),
-        "message": msg if not record.args and type(msg) is str else record_message(record),
-        "exception": (
-            record_exception(record)
-            if record.exc_info or record.exc_text or record.stack_info
-            else None
-        ),
-    }
-
-
-def journal_context(record: logging.LogRecord, session: str | None = None) -> dict[str, Any]:
-    """The context part of a journal line: the same for every record of one logger and process."""
-    return {
-        "level": record.levelname,
-        "logger": record.name,
-        "session_id": session if session is not None else session_id(),
-        "host": HOST,
-        "pid": record.process,
-    }
-
-
-def journal_record(record: logging.LogRecord, session: str | None = None) -> dict[str, Any]:
-    """The journal line of ``record`` as a dict, without ``seq`` (the writer numbers lines).
-
-    Fields in order: :data:`JOURNAL_FIELDS`, then :data:`JOURNAL_CONTEXT_FIELDS`
-    but ``seq``. The field set is the same on every Python version (no
-    ``taskName``).
-    """
-    return {**journal_fields(record), **journal_context(record, session)}
-
-
-def truncate_fields(fields: dict[str, Any], limit: int) -> dict[str, Any]:
-    """``fields`` cut so that their JSON fits in about ``limit`` bytes, saying what was cut.
-
-    Each value whose JSON is larger than its share of ``limit`` becomes a
-    string: its text (or JSON) cut to the share, followed by a marker such as
-    ``…[truncated 123456 bytes]``. Small values are kept as they are.
-    """
-    share = max(64, limit // (2 * max(1, len(fields))))
-    out: dict[str, Any] = {}
-    for key, value in fields.items():
-        encoded = dumps(value)
-        if len(encoded) <= share:
-            out[key] = value
-            continue
-        text = value if isinstance(value, str) else encoded.decode("utf-8")
-        raw = text.encode("utf-8")
-        kept = raw[:share].decode("utf-8", "ignore")
-        out[key] = f"{kept}…[truncated {len(raw) - len(kept.encode('utf-8'))} bytes]"
-    return out

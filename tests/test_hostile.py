@@ -226,6 +226,11 @@ def test_a_record_that_cannot_be_rendered_is_rejected_not_retried(
     assert [row.split(",")[1] for row in rows[1:]] == ["pause"]
     for writer in (array, sheet):
         assert (writer.records_rejected, writer.records_failed, writer.records_written) == (1, 0, 1)
+        assert writer.rejects_lost == 0
+    [rejects] = tmp_path.glob("rejected-*.jsonl")  # kept whole, once per writer
+    lines = read_jsonl(rejects)
+    assert [(line["message"], line["action_type"]) for line in lines] == [("broken", "export")] * 2
+    assert {line["writer"] for line in lines} == {"JsonArrayHandler", "CsvHandler"}
 
 
 def test_a_dict_that_contains_itself_is_written_everywhere_with_cycle_markers(

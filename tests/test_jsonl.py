@@ -8,12 +8,14 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from audit_logging import AuditJsonFormatter, JsonlHandler, register_event
+from audit_logging.chain import verify_paths
 from audit_logging.schema import JOURNAL_CONTEXT_FIELDS, JOURNAL_FIELDS
 
 from helpers import journal_files, read_jsonl
@@ -59,22 +61,37 @@ def test_records_without_event_are_not_journal_lines(
     assert journal_files(tmp_path) == []
 
 
-def test_unknown_event_is_reported_and_counted_not_written(
+def test_unknown_event_goes_whole_to_the_rejects_file_reported_once_and_counted(
     tmp_path: Path, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
     handler = JsonlHandler(directory=tmp_path)
     logger.addHandler(handler)
-    logger.info("typo", extra={"event": "TRAINING_STRATED"})
-    logger.info("typo again", extra={"event": "TRAINING_STRATED"})
+    extra = {"event": "TRAINING_STRATED", "epoch": 3, "metrics_snapshot": {"loss": 0.5}}
+    logger.info("typo", extra=extra)
+    logger.info("typo again", extra={**extra, "api_key": "sk-123456789"})
     logger.info("not a string", extra={"event": 42})
     assert handler.records_rejected == 3
-    assert journal_files(tmp_path) == []
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    rejects = tmp_path / f"rejected-{day}.jsonl"
+    assert journal_files(tmp_path) == [rejects]  # no journal: only the rejects
+    lines = read_jsonl(rejects)
+    assert [line["message"] for line in lines] == ["typo", "typo again", "not a string"]
+    assert [line["event"] for line in lines] == ["TRAINING_STRATED", "TRAINING_STRATED", 42]
+    assert lines[0]["metrics_snapshot"] == {"loss": 0.5} and lines[0]["extra"] == {"epoch": 3}
+    assert lines[1]["extra"] == {"epoch": 3, "api_key": "[REDACTED]"}
+    assert {line["writer"] for line in lines} == {"JsonlHandler"}
+    assert "did you mean TRAINING_STARTED?" in lines[0]["reason"]
+    assert "did you mean" not in lines[2]["reason"]
     err = capsys.readouterr().err
-    assert "unknown journal event 'TRAINING_STRATED'" in err
-    assert err.count("TRAINING_STRATED'") == 1  # reported once, counted each time
+    assert "Traceback" not in err
+    assert err.count("did you mean TRAINING_STARTED?") == 1  # once per reason, counted each time
+    assert err.count("unknown journal event 42") == 1
+    assert str(rejects) in err
     register_event("TRAINING_RESTARTED")
     logger.info("custom", extra={"event": "TRAINING_RESTARTED"})
-    assert [r["event"] for r in read_jsonl(journal_files(tmp_path)[0])] == ["TRAINING_RESTARTED"]
+    [journal] = [p for p in journal_files(tmp_path) if p != rejects]
+    assert [r["event"] for r in read_jsonl(journal)] == ["TRAINING_RESTARTED"]
+    assert verify_paths([tmp_path]).ok  # the rejects file is not taken for a journal
 
 
 def test_event_enum_members_are_written_as_names(tmp_path: Path, logger: logging.Logger) -> None:

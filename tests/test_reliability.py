@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-import audit_logging.writers._base as file_layer
+import audit_logging._files as file_layer
 from audit_logging import AuditQueueHandler, JsonlHandler
 from audit_logging.chain import verify_paths
 
@@ -422,7 +422,7 @@ def test_every_writer_writes_its_failed_records_on_flush(
 
 
 def test_replace_atomically_leaves_no_temp_file_behind(tmp_path: Path) -> None:
-    from audit_logging.writers._base import replace_atomically
+    from audit_logging._files import replace_atomically
 
     target = tmp_path / "state.json"
     replace_atomically(str(target), b"one", 0o600)

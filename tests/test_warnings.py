@@ -257,7 +257,11 @@ def test_invalid_warning_types_are_rejected(
     assert handler.records_rejected == 1 and handler.records_written == 0
     assert "warning_type must match" in capsys.readouterr().err
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert files == []
+    [rejects] = files  # only the rejects file, in the warnings folder, holding the record
+    assert rejects.parent == out and rejects.name.startswith("rejected-")
+    [line] = [json.loads(text) for text in rejects.read_text(encoding="utf-8").splitlines()]
+    assert (line["message"], line["writer"]) == ("bad", "WarningFileHandler")
+    assert "warning_type must match" in line["reason"]
     assert not Path("/abs/path").exists()
 
 

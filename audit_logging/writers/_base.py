@@ -14,129 +14,33 @@ with the next batch or ``flush()``, so a full disk that frees up loses
 nothing; beyond the limit they are counted in :attr:`~AuditWriter.records_lost`.
 Secret-looking keys and values are masked before they reach any file
 (:attr:`~AuditWriter.redactor`; ``redact=False`` turns it off,
-``secret_keys`` changes the key words). A record that breaks the schema is
-counted in
-:attr:`~AuditWriter.records_rejected`.
+``secret_keys`` changes the key words). A record that breaks the schema (an
+unknown event) or cannot be rendered is not lost: it goes whole into the
+rejects file beside the writer's output (``rejected-YYYY-MM-DD.jsonl``, UTC
+day) and is counted in :attr:`~AuditWriter.records_rejected`.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
+import sys
 import time
-import weakref
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar, TypeVar
 
+from audit_logging._files import append_whole, locked_for_writing, open_append
+from audit_logging._fork import reset_after_fork
 from audit_logging.chain import hasher_from_env
+from audit_logging.records import record_time, rejected_line
 from audit_logging.redact import Redactor
 from audit_logging.schema import safe_str
 
-__all__ = [
-    "AuditWriter",
-    "FileAuditWriter",
-    "UnwrittenRecords",
-    "append_whole",
-    "fsync_directory",
-    "open_append",
-    "open_created",
-    "replace_atomically",
-    "write_all",
-]
+__all__ = ["AuditWriter", "FileAuditWriter", "UnwrittenRecords", "writer_location"]
 
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_REPORT_EVERY = 60.0  # seconds between two reports of the same rejection
 _T = TypeVar("_T")
-
-
-def ensure_directory(directory: str, mode: int = 0o700) -> None:
-    os.makedirs(directory, mode=mode, exist_ok=True)
-
-
-def open_append(path: str, file_mode: int = 0o600, dir_mode: int = 0o700) -> int:
-    """Open ``path`` for appending (creating it and its directory), never through a symlink."""
-    # Read access too: a writer reads its own tail (the last seq) under its lock.
-    return open_created(path, os.O_RDWR | os.O_APPEND, file_mode, dir_mode)
-
-
-def open_created(path: str, flags: int, file_mode: int = 0o600, dir_mode: int = 0o700) -> int:
-    """``os.open(path, flags | O_CREAT)``, creating the directory too, never through a symlink."""
-    flags |= os.O_CREAT | _O_CLOEXEC | _O_NOFOLLOW
-    try:
-        return os.open(path, flags, file_mode)
-    except FileNotFoundError:
-        ensure_directory(os.path.dirname(path) or ".", dir_mode)
-        return os.open(path, flags, file_mode)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise OSError(exc.errno, f"refusing to follow a symlink at {path!r}") from exc
-        raise
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """``os.write`` until every byte is written (a write may be partial)."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def append_whole(fd: int, data: bytes, size: int) -> None:
-    """Append ``data`` to a file of ``size`` bytes (its lock held), or leave it as it was.
-
-    A write cut short (ENOSPC) is taken back with ``ftruncate``, so that the
-    writer's retry neither duplicates the lines that got through nor leaves a
-    torn one.
-    """
-    try:
-        write_all(fd, data)
-    except OSError:
-        try:
-            os.ftruncate(fd, size)
-        except OSError:
-            pass
-        raise
-
-
-def fsync_directory(directory: str) -> None:
-    """Make a rename in ``directory`` durable; a filesystem that refuses is let be."""
-    try:
-        fd = os.open(directory or ".", os.O_RDONLY | _O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on a directory; the data itself is synced
-    finally:
-        os.close(fd)
-
-
-def replace_atomically(path: str, data: bytes, file_mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` through a temp file: readers see the old or the new file.
-
-    The temp file is created with ``O_EXCL`` beside ``path`` (never through a
-    symlink), synced, renamed over ``path``, and removed if anything fails.
-    """
-    directory, name = os.path.split(path)
-    temp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_NOFOLLOW, file_mode)
-    try:
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
-    fsync_directory(directory)
+_MAX_REASONS = 1000  # distinct rejection reasons remembered (each is reported once)
 
 
 class UnwrittenRecords(Exception):
@@ -180,11 +84,14 @@ class AuditWriter(logging.Handler):
         #: How many failed records are kept to be written when the disk comes back.
         self.retry_limit = 10_000
         self._retry: list[logging.LogRecord] = []
-        #: Records refused because they break the schema (e.g. an unknown event).
+        #: Records refused because they break the schema (e.g. an unknown event); each
+        #: is kept whole in the rejects file beside the output (:meth:`rejects_path`).
         self.records_rejected = 0
+        #: Rejected records that could not be written to the rejects file either.
+        self.rejects_lost = 0
         self._failing = False
-        self._last_reports: dict[str, float] = {}
-        _live_writers.add(self)
+        self._reported_reasons: set[str] = set()
+        reset_after_fork(self)
 
     # ------------------------------------------------------------------ selection
 
@@ -273,20 +180,94 @@ class AuditWriter(logging.Handler):
         except BaseException:
             self.handleError(record)
 
+    @property
+    def output_directory(self) -> str:
+        """The folder this writer writes in (its rejects file goes there too). Override this."""
+        raise NotImplementedError
+
+    def rejects_path(self, created: float) -> str:
+        """The rejects file of the UTC day of ``created``: ``rejected-YYYY-MM-DD.jsonl``."""
+        day = time.strftime("%Y-%m-%d", time.gmtime(created))
+        return os.path.join(self.output_directory, f"rejected-{day}.jsonl")
+
     def reject(self, record: logging.LogRecord, error: Exception) -> None:
-        """Refuse ``record``: count it and report ``error`` (at most once a minute per message)."""
+        """Refuse ``record`` (it breaks the schema, or cannot be rendered): keep it, count it.
+
+        The whole record goes into the rejects file beside this writer's
+        output (:meth:`rejects_path`) with the ``reason`` and the ``writer``,
+        so that nothing logged is lost; it is counted in
+        :attr:`records_rejected`; each distinct reason is reported once, on
+        stderr, with where the record went.
+        """
         self.records_rejected += 1
-        message = safe_str(error)
-        now = time.monotonic()
-        last = self._last_reports.get(message)
-        if last is None or now - last >= _REPORT_EVERY:
-            self._last_reports[message] = now
-            self._report(record, error)
+        reason = safe_str(error)
+        try:
+            path = self.rejects_path(record_time(record))
+            line = rejected_line(record, reason, type(self).__name__, self.redactor)
+            self._append_reject(path, line)
+        except Exception as exc:
+            self.rejects_lost += 1
+            self._report(record, exc)
+            return
+        if reason not in self._reported_reasons:
+            if len(self._reported_reasons) < _MAX_REASONS:
+                self._reported_reasons.add(reason)
+            self._say(f"{type(self).__name__} rejected a record: {reason}; it was kept in {path}")
+
+    def _append_reject(self, path: str, line: bytes) -> None:
+        fds = [open_append(path, self.file_mode, self.dir_mode)]
+
+        def reopen() -> int:
+            fds.append(open_append(path, self.file_mode, self.dir_mode))
+            return fds[-1]
+
+        try:
+            with locked_for_writing(fds[0], reopen) as (fd, st):
+                append_whole(fd, line, st.st_size)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    @staticmethod
+    def _say(message: str) -> None:
+        """One line on stderr, where ``handleError`` prints (if ``raiseExceptions``)."""
+        if logging.raiseExceptions and sys.stderr is not None:
+            try:
+                sys.stderr.write(f"audit_logging: {message}\n")
+            except Exception:
+                pass
 
     # ------------------------------------------------------------------ fork
 
     def _after_fork_in_child(self) -> None:
         """Forget file descriptors shared with the parent (their locks are the parent's)."""
+
+
+def writer_location(
+    cls: type,
+    path: str | os.PathLike[str] | None,
+    directory: str | os.PathLike[str] | None,
+    filename: str,
+) -> str:
+    """The file of a one-file writer from ``directory`` and ``filename`` (or the retired ``path``).
+
+    Every writer takes the folder it writes in as ``directory``; a writer of
+    one file also takes its ``filename``. ``path`` (the whole file path, the
+    older style) still works, with a ``DeprecationWarning``.
+    """
+    if path is not None:
+        if directory is not None:
+            raise TypeError(f"{cls.__name__}: give directory (and filename), not path as well")
+        warnings.warn(
+            f"{cls.__name__}(path=...) is deprecated: give the folder as directory= "
+            f"(and the file name as filename=, default {filename!r})",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return os.fspath(path)
+    if os.sep in filename or (os.altsep and os.altsep in filename):
+        raise ValueError(f"{cls.__name__}: filename must be a name, not a path: {filename!r}")
+    return os.path.join(os.fspath(directory) if directory is not None else ".", filename)
 
 
 class FileAuditWriter(AuditWriter):
@@ -307,10 +288,15 @@ class FileAuditWriter(AuditWriter):
         super().__init__(
             level, file_mode=file_mode, dir_mode=dir_mode, redact=redact, secret_keys=secret_keys
         )
+        #: The file written (``directory`` joined with ``filename``).
         self.path = os.fspath(path)
         #: Whether entries carry ``seq`` and ``hash`` (see :mod:`audit_logging.chain`).
         self.chain = chain
         self._link = hasher_from_env(hmac_key).link
+
+    @property
+    def output_directory(self) -> str:
+        return os.path.dirname(self.path) or "."
 
     @property
     def baseFilename(self) -> str:
@@ -319,18 +305,3 @@ class FileAuditWriter(AuditWriter):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.path} ({logging.getLevelName(self.level)})>"
-
-
-_live_writers: weakref.WeakSet[AuditWriter] = weakref.WeakSet()
-
-
-def _reset_writers_in_child() -> None:
-    for writer in list(_live_writers):
-        try:
-            writer._after_fork_in_child()
-        except Exception:
-            pass
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_writers_in_child)

@@ -16,10 +16,9 @@ import tempfile
 from collections.abc import Iterable
 from typing import Any, Final
 
-from audit_logging._files import chunks, chunks_backwards
-from audit_logging.writers._base import replace_atomically, write_all
+from audit_logging._files import chunks, chunks_backwards, replace_atomically, write_all
+from audit_logging.array_file import reading_lock
 from audit_logging.writers._gcs_bucket import TMP_MARK
-from audit_logging.writers.json_array import reading_lock
 
 STATE_FILE: Final = ".gcs-sync-state.json"
 LOCK_FILE: Final = ".gcs-sync.lock"

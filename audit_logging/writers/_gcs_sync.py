@@ -34,6 +34,7 @@ from typing import Any
 import portalocker
 
 from audit_logging._files import held_shared
+from audit_logging.array_file import lock_path_for
 from audit_logging.writers._gcs_bucket import Conflict
 from audit_logging.writers._gcs_files import (
     LOCK_FILE,
@@ -45,7 +46,6 @@ from audit_logging.writers._gcs_files import (
     scan,
 )
 from audit_logging.writers._gcs_upload import Uploads
-from audit_logging.writers.json_array import lock_path_for
 
 
 class SyncPass(Uploads):

@@ -2,7 +2,7 @@
 
 ``audit_log.csv`` has the header ``timestamp,action_type,status,details,error``
 and one row per entry, oldest first (a spreadsheet log grows at the bottom).
-The cells are those of :func:`audit_logging.writers.json_array.action_entry`;
+The cells are those of :func:`audit_logging.records.action_entry`;
 ``details`` is its JSON text (strict JSON, ``{}`` when absent), ``error`` is
 empty when there is none. The file is UTF-8 without a byte-order mark (so
 ``csv.reader`` and pandas read the header as written); rows are quoted by the
@@ -46,23 +46,37 @@ format and reports the mismatch once through ``handleError``.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from audit_logging._files import TAIL_LIMIT, chunks, chunks_backwards, locked_for_writing
-from audit_logging.chain import CSV_CHAINED_HEADER, GENESIS
-from audit_logging.redact import DEFAULT_REDACTOR, Redactor
-from audit_logging.schema import ACTION_FIELDS, ACTION_KEY, dumps, to_jsonable
-from audit_logging.writers._base import FileAuditWriter, append_whole, open_append
-from audit_logging.writers.json_array import action_entry
+from audit_logging._files import (
+    TAIL_LIMIT,
+    append_whole,
+    chunks,
+    chunks_backwards,
+    locked_for_writing,
+    open_append,
+)
+from audit_logging.chain import GENESIS, link_lines
+from audit_logging.records import (
+    CHAINED_HEADER,
+    FORMULA_TRIGGERS,
+    HEADER,
+    action_row,
+    cell,
+    neutralise,
+    render_row,
+    restore_cell,
+)
+from audit_logging.schema import ACTION_KEY
+from audit_logging.writers._base import FileAuditWriter, writer_location
 
+# The row rendering lives in records.py (one home per record kind); re-exported here.
 __all__ = [
     "CHAINED_HEADER",
+    "FORMULA_TRIGGERS",
     "HEADER",
     "AuditCsvFormatter",
     "CsvHandler",
@@ -73,51 +87,8 @@ __all__ = [
     "restore_cell",
 ]
 
-#: Characters that make a spreadsheet cell a formula (OWASP).
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 #: The two cells closing a chained row.
 _CHAIN_CELLS = re.compile(rb",(\d+),([0-9a-f]{64})\r?\n")
-
-
-def render_row(fields: Sequence[str]) -> str:
-    """One CSV row (RFC 4180 quoting), ending in ``\\r\\n``."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(fields)
-    return buffer.getvalue()
-
-
-#: The header line of ``audit_log.csv``.
-HEADER = render_row(ACTION_FIELDS)
-#: The header line of a chained ``audit_log.csv`` (``CsvHandler(chain=True)``), as verify knows it.
-CHAINED_HEADER = CSV_CHAINED_HEADER.decode("ascii")
-
-
-def neutralise(cell: str) -> str:
-    """``cell`` with a leading ``'`` if a spreadsheet would read it as a formula."""
-    return "'" + cell if cell.startswith(FORMULA_TRIGGERS) else cell
-
-
-def restore_cell(cell: str) -> str:
-    """The value :func:`neutralise` was given (for readers of the CSV file)."""
-    if cell.startswith("'") and cell[1:2] and cell[1] in FORMULA_TRIGGERS:
-        return cell[1:]
-    return cell
-
-
-def cell(value: Any) -> str:
-    """``value`` as a cell: text as it is, anything else compact JSON, formulas neutralised."""
-    value = to_jsonable(value)
-    if value is None:
-        return ""
-    return neutralise(value if isinstance(value, str) else dumps(value).decode("utf-8"))
-
-
-def action_row(
-    record: logging.LogRecord, redactor: Redactor | None = DEFAULT_REDACTOR
-) -> list[str]:
-    """The five cells of ``record`` (``timestamp, action_type, status, details, error``)."""
-    entry = action_entry(record, redactor)
-    return [entry["timestamp"], *(cell(entry[name]) for name in ACTION_FIELDS[1:])]
 
 
 class AuditCsvFormatter(logging.Formatter):
@@ -158,7 +129,10 @@ class CsvHandler(FileAuditWriter):
 
     dictConfig::
 
-        "sheet": {"class": "audit_logging.CsvHandler", "path": "runs/audit_log.csv"}
+        "sheet": {"class": "audit_logging.CsvHandler", "directory": "runs"}
+
+    The file is ``{directory}/{filename}`` (``./audit_log.csv`` by default);
+    ``path`` (the whole file path) still works, with a ``DeprecationWarning``.
 
     With ``chain=True`` rows end with ``seq`` and ``hash`` cells, a hash chain
     (HMAC-SHA256 with ``hmac_key`` or ``AUDIT_LOG_HMAC_KEY``) that
@@ -169,9 +143,11 @@ class CsvHandler(FileAuditWriter):
 
     def __init__(
         self,
-        path: str | os.PathLike[str] = "audit_log.csv",
+        path: str | os.PathLike[str] | None = None,
         level: int | str = logging.NOTSET,
         *,
+        directory: str | os.PathLike[str] | None = None,
+        filename: str = "audit_log.csv",
         chain: bool = False,
         hmac_key: str | bytes | None = None,
         file_mode: int = 0o600,
@@ -180,7 +156,7 @@ class CsvHandler(FileAuditWriter):
         secret_keys: Iterable[str] | None = None,
     ) -> None:
         super().__init__(
-            path,
+            writer_location(type(self), path, directory, filename),
             level,
             chain=chain,
             hmac_key=hmac_key,
@@ -219,15 +195,10 @@ class CsvHandler(FileAuditWriter):
         if size != self._end:
             # Another process (or an earlier run) appended: read its last row.
             self._seq, self._hash = read_tail(self._fd, size)
-        seq, last, link = self._seq, self._hash, self._link
-        chunks = []
-        for row in cells:
-            seq += 1
-            unhashed = b"%s,%d" % (row, seq)
-            last = link(last, unhashed)
-            chunks.append(b"%s,%s\r\n" % (unhashed, last))
-        self._seq, self._hash = seq, last
-        return b"".join(chunks)
+        lines, self._seq, self._hash = link_lines(
+            cells, self._seq, self._hash, self._link, csv=True, end=b"\r\n"
+        )
+        return b"".join(lines)
 
     def _open(self) -> int:
         """Open the file (again: see :func:`locked_for_writing`)."""

@@ -123,32 +123,58 @@ rewritten, entries unchanged, in this layout.
 from __future__ import annotations
 
 import contextlib
-import enum
 import json
 import logging
 import os
-import re
 import time
-import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Iterator, Sequence
 
-from audit_logging._files import chunks, locked_for_writing, shared_lock
-from audit_logging.chain import GENESIS
-from audit_logging.redact import DEFAULT_REDACTOR, Redactor
-from audit_logging.schema import ACTION_KEY, dumps, format_timestamp, safe_str, to_jsonable
-from audit_logging.writers._base import (
-    FileAuditWriter,
+from audit_logging._files import (
+    chunks,
+    create_temp,
     ensure_directory,
     fsync_directory,
+    locked_for_writing,
     open_created,
+    open_existing,
+    pwrite_all,
 )
+from audit_logging.array_file import (
+    CorruptAuditFileError,
+    lock_path_for,
+    read_array_bytes,
+    read_entries,
+    reading_lock,
+    recorded_seq,
+)
+from audit_logging.array_layout import (
+    CHAIN_STATE_SIZE,
+    CHAIN_TAIL,
+    PAGE,
+    STATE_SIZE,
+    WS,
+    Entry,
+    displaced,
+    entry_ts,
+    layout_ok,
+    merge,
+    newest_first,
+    pack,
+    parse_chain_state,
+    parse_front_state,
+    split_merge,
+    state_bytes,
+)
+from audit_logging.chain import GENESIS, link_lines
+from audit_logging.records import action_entry
+from audit_logging.schema import ACTION_KEY, dumps
+from audit_logging.writers._base import FileAuditWriter, writer_location
 
+# Re-exported where earlier versions had them (the readers live in array_file now).
 __all__ = [
+    "PAGE",
     "CorruptAuditFileError",
     "JsonArrayHandler",
-    "action_entry",
     "lock_path_for",
     "read_array_bytes",
     "read_entries",
@@ -156,297 +182,10 @@ __all__ = [
     "recorded_seq",
 ]
 
-PAGE = 4096
-_WS = b" \t\r\n"
 _MIN_RESERVE = 4 * PAGE - 1  # so that the first entry starts on a page boundary
 _CHUNK = 1024 * 1024
-_STATE_SIZE = 64
 _SPACES = b" " * (2 * PAGE)
-_CHAIN_STATE_SIZE = 128  # the second state line, right after the first
-#: The chain members closing an entry line (anchored at its end: a nested
-#: ``details`` object can hold the same text, never at the end of the line).
-_CHAIN_TAIL = re.compile(rb',"seq":(\d+),"hash":"([0-9a-f]{64})"\},?[ \t\r]*$', re.MULTILINE)
-_TS_PREFIX = b'{"timestamp":"'
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-
-
 _EMPTY_CHAIN = (0, GENESIS.encode("ascii"))
-
-
-class CorruptAuditFileError(ValueError):
-    """An existing audit file was not a JSON array; it was set aside."""
-
-
-# --------------------------------------------------------------------------- entries
-
-
-def _name(value: object) -> Any:
-    if isinstance(value, enum.Enum):
-        value = value.value
-    return value if isinstance(value, str) else to_jsonable(value)
-
-
-def action_entry(
-    record: logging.LogRecord, redactor: Redactor | None = DEFAULT_REDACTOR
-) -> dict[str, Any]:
-    """The action-audit entry of ``record`` (``timestamp, action_type, status, details, error``).
-
-    ``experiment`` is added last when the record carries it. The rules are in
-    the module docstring; values are not yet JSON-converted (``dumps`` does it).
-    """
-    d = record.__dict__
-    error = d.get("error")
-    status = d.get("status")
-    exc = record.exc_info[1] if record.exc_info else None
-    if status is None:
-        failed = error is not None or exc is not None or record.levelno >= logging.ERROR
-        status = "failed" if failed else "success"
-    else:
-        status = _name(status)
-    if error is None and status == "failed" and exc is not None:
-        error = f"{type(exc).__name__}: {safe_str(exc)}"
-    details = d.get("details")
-    if details is None:
-        details = {}
-    elif not isinstance(details, Mapping):
-        details = {"value": details}
-    entry: dict[str, Any] = {
-        "timestamp": format_timestamp(record.created),
-        "action_type": _name(d.get(ACTION_KEY)),
-        "status": status,
-        # Secrets never reach an action log (both the JSON array and the CSV).
-        "details": redactor(details) if redactor is not None else details,
-        "error": redactor(error) if redactor is not None else error,
-    }
-    if "experiment" in d:
-        entry["experiment"] = _name(d["experiment"])
-    return entry
-
-
-class _Entry(NamedTuple):
-    ts: str
-    body: bytes  # one compact JSON object, no separator
-
-
-def _entry_ts(body: bytes) -> str:
-    """The timestamp of an entry line, read from its prefix ("" if it has none: sorts oldest)."""
-    if body.startswith(_TS_PREFIX):
-        end = body.find(b'"', len(_TS_PREFIX))
-        if end > 0:
-            return body[len(_TS_PREFIX) : end].decode("ascii", "replace")
-    return ""
-
-
-def _merge(ordered: Sequence[_Entry], older: Sequence[_Entry] = ()) -> list[_Entry]:
-    """``ordered`` (newest first) merged with entries already written, newest first.
-
-    ``sort(reverse=True)`` is stable: on equal timestamps the new entries come
-    before the ones already written.
-    """
-    merged = [*ordered, *older]
-    merged.sort(key=lambda e: e.ts, reverse=True)
-    return merged
-
-
-def _newest_first(batch: Sequence[_Entry]) -> list[_Entry]:
-    # Reversed first, so that records of equal timestamp are newest (last logged) first.
-    return _merge(batch[::-1])
-
-
-def lock_path_for(path: str | os.PathLike[str]) -> str:
-    """The writers' lock file of the array at ``path``: ``.{name}.lock`` beside it."""
-    directory, name = os.path.split(os.fspath(path))
-    return os.path.join(directory, f".{name}.lock")
-
-
-@contextlib.contextmanager
-def reading_lock(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold the writers' lock of the array at ``path`` shared: no batch is written meanwhile.
-
-    Without a lock file (no writer has run, or it cannot be opened) this
-    holds nothing.
-    """
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(shared_lock(lock_path_for(path)))
-        except OSError:
-            pass
-        yield
-
-
-def read_array_bytes(path: str | os.PathLike[str]) -> bytes:
-    """The bytes of an ``audit_log.json``, read while no writer is in the middle of a batch.
-
-    Writers hold an exclusive lock on the sibling lock file while they write;
-    this takes it shared for the read (:func:`reading_lock`). Every state of
-    the file between two writes is a whole array, but a read that races a
-    write can see a page half copied (Linux does not make buffered reads
-    atomic against writes). Raises ``FileNotFoundError`` when there is no file.
-    """
-    with reading_lock(path), open(path, "rb") as fh:
-        return fh.read()
-
-
-def _chain_state(line: bytes, ino: int, front: int) -> tuple[int, bytes] | None:
-    """``(seq, hash)`` from the lock file's chain line, if it is about this file and front."""
-    state = line.split()
-    if (
-        len(state) == 4
-        and state[0] == b"%d" % ino
-        and state[1] == b"%d" % front
-        and state[2].isdigit()
-        and len(state[3]) == 64
-    ):
-        return int(state[2]), state[3]
-    return None
-
-
-def recorded_seq(path: str | os.PathLike[str]) -> int | None:
-    """The last ``seq`` the writers' lock file records for the array at ``path``, if current."""
-    try:
-        with open(lock_path_for(path), "rb") as fh:
-            raw = fh.read(_STATE_SIZE + _CHAIN_STATE_SIZE)
-        ino = os.stat(path).st_ino
-    except OSError:
-        return None
-    first = raw[:_STATE_SIZE].split()
-    if len(first) != 2 or first[0] != b"%d" % ino or not first[1].isdigit():
-        return None
-    recorded = _chain_state(raw[_STATE_SIZE:], ino, int(first[1]))
-    return recorded[0] if recorded is not None else None
-
-
-def read_entries(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The entries of an ``audit_log.json`` (newest first); ``[]`` if the file does not exist.
-
-    Read under the writers' lock (see :func:`read_array_bytes`), so a batch
-    being written is never seen in part.
-    """
-    try:
-        data = read_array_bytes(path)
-    except FileNotFoundError:
-        return []
-    if not data.strip(_WS):
-        return []
-    entries = json.loads(data)
-    if not isinstance(entries, list):
-        raise CorruptAuditFileError(f"{os.fspath(path)!r} is not a JSON array")
-    return entries
-
-
-# --------------------------------------------------------------------------- layout
-
-
-@dataclass
-class _Front:
-    """The entries at the front of the array that a batch displaces (newer than its oldest)."""
-
-    entries: list[_Entry]
-    end: int  # offset just after the last displaced line
-    comma: bool  # whether the last displaced entry is followed by another entry
-
-
-def _layout_ok(data: bytes) -> bool:
-    """Whether a parsed-valid array is in our layout: ``[``, whitespace, one entry per line."""
-    if not data.startswith(b"["):
-        return False
-    body = data[1:].lstrip(_WS)
-    if body.startswith(b"]"):
-        return not body[1:].strip(_WS)
-    lines = body.rstrip(_WS).split(b"\n")
-    if lines[-1].strip(_WS) != b"]":
-        return False
-    items = [line.strip(_WS) for line in lines[:-1]]
-    if not items or any(not item for item in items):
-        return False
-    if not all(item.startswith(b"{") and item.endswith(b"},") for item in items[:-1]):
-        return False
-    return items[-1].startswith(b"{") and items[-1].endswith(b"}")
-
-
-def _pack(entries: Sequence[_Entry], end: int, last_comma: bool) -> list[tuple[int, bytes]] | None:
-    """Place ``entries`` (newest first) so that the oldest ends at ``end``; writes, lowest first.
-
-    No entry crosses a page boundary, so each write (one per page) is done or
-    not done after a kill. ``None`` when an entry is over a page or the reserve
-    is too small.
-    """
-    writes: list[tuple[int, bytes]] = []
-    group: list[bytes] = []
-    group_start = end
-    comma = last_comma
-    for entry in reversed(entries):
-        chunk = entry.body + (b",\n" if comma else b"\n")
-        comma = True
-        size = len(chunk)
-        if size > PAGE:
-            return None
-        start = end - size
-        if start // PAGE != (end - 1) // PAGE:
-            if group:
-                writes.append((group_start, b"".join(reversed(group))))
-                group = []
-            end = (end - 1) // PAGE * PAGE  # the spaces left behind stay whitespace
-            start = end - size
-        if start < 1:
-            return None
-        group.append(chunk)
-        group_start = end = start
-    if group:
-        writes.append((group_start, b"".join(reversed(group))))
-    writes.reverse()
-    return writes
-
-
-def _displaced(window: bytes, front: int, oldest: str, complete: bool) -> _Front | None:
-    """The entries at the front newer than ``oldest``; ``None`` if they may run past ``window``."""
-    entries: list[_Entry] = []
-    end, comma, pos = front, True, 0
-    while True:
-        newline = window.find(b"\n", pos)
-        item = window[pos : newline if newline >= 0 else len(window)].strip(_WS)
-        if not item:
-            if newline < 0 and not complete:
-                return None
-            break
-        if item.startswith(b"]"):
-            break
-        ts = _entry_ts(item)
-        if ts <= oldest:
-            break
-        if newline < 0:
-            return None
-        comma = item.endswith(b",")
-        entries.append(_Entry(ts, item[:-1] if comma else item))
-        end = front + newline + 1
-        pos = newline + 1
-        if not comma:
-            break
-    return _Front(entries, end, comma)
-
-
-def _split_merge(batch: list[_Entry], old: list[_Entry]) -> tuple[list[_Entry], list[_Entry]]:
-    """Merge ``batch`` (newest first) with displaced ``old`` entries; split before the first old."""
-    tagged = [(e, False) for e in batch] + [(e, True) for e in old]
-    tagged.sort(key=lambda pair: pair[0].ts, reverse=True)
-    first_old = next(i for i, (_, is_old) in enumerate(tagged) if is_old)
-    return [e for e, _ in tagged[:first_old]], [e for e, _ in tagged[first_old:]]
-
-
-# --------------------------------------------------------------------------- files
-
-
-def _open_rw(path: str) -> int:
-    return os.open(path, os.O_RDWR | _O_CLOEXEC | _O_NOFOLLOW)
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
 
 
 def _utc_stamp() -> str:
@@ -458,7 +197,10 @@ class JsonArrayHandler(FileAuditWriter):
 
     dictConfig::
 
-        "actions": {"class": "audit_logging.JsonArrayHandler", "path": "runs/audit_log.json"}
+        "actions": {"class": "audit_logging.JsonArrayHandler", "directory": "runs"}
+
+    The file is ``{directory}/{filename}`` (``./audit_log.json`` by default);
+    ``path`` (the whole file path) still works, with a ``DeprecationWarning``.
 
     Entries are never lost to a crash of the writer, and the file is a whole
     JSON array between any two writes (read it with :func:`read_entries`
@@ -472,9 +214,11 @@ class JsonArrayHandler(FileAuditWriter):
 
     def __init__(
         self,
-        path: str | os.PathLike[str] = "audit_log.json",
+        path: str | os.PathLike[str] | None = None,
         level: int | str = logging.NOTSET,
         *,
+        directory: str | os.PathLike[str] | None = None,
+        filename: str = "audit_log.json",
         chain: bool = True,
         hmac_key: str | bytes | None = None,
         file_mode: int = 0o600,
@@ -483,7 +227,7 @@ class JsonArrayHandler(FileAuditWriter):
         secret_keys: Iterable[str] | None = None,
     ) -> None:
         super().__init__(
-            path,
+            writer_location(type(self), path, directory, filename),
             level,
             chain=chain,
             hmac_key=hmac_key,
@@ -509,9 +253,9 @@ class JsonArrayHandler(FileAuditWriter):
             self._insert(batch, records[0])
         self.records_written += len(batch)
 
-    def _entry(self, record: logging.LogRecord) -> _Entry:
+    def _entry(self, record: logging.LogRecord) -> Entry:
         entry = action_entry(record, self.redactor)
-        return _Entry(entry["timestamp"], dumps(entry))
+        return Entry(entry["timestamp"], dumps(entry))
 
     def _open_lock(self) -> int:
         """Open the lock file (again, when it was removed: others lock the new one)."""
@@ -526,7 +270,7 @@ class JsonArrayHandler(FileAuditWriter):
         with locked_for_writing(fd, self._open_lock):
             yield
 
-    def _insert(self, batch: list[_Entry], record: logging.LogRecord) -> None:
+    def _insert(self, batch: list[Entry], record: logging.LogRecord) -> None:
         size = self._open_data(record)
         front = self._front(size)
         end_byte = os.pread(self._fd, 1, front)
@@ -538,15 +282,12 @@ class JsonArrayHandler(FileAuditWriter):
         tail: tuple[int, bytes] | None = None
         if self.chain:
             seq, last = self._chain_tail(front, size)
-            link = self._link
-            chained = []
-            for entry in batch:  # in write order: the order of the records
-                seq += 1
-                unhashed = b'%s,"seq":%d}' % (entry.body[:-1], seq)
-                last = link(last, unhashed)
-                chained.append(_Entry(entry.ts, b'%s,"hash":"%s"}' % (unhashed[:-1], last)))
-            batch, tail = chained, (seq, last)
-        ordered = _newest_first(batch)
+            # In write order: the order of the records.
+            bodies = (e.body[:-1] for e in batch)
+            lines, seq, last = link_lines(bodies, seq, last, self._link, end=b"")
+            batch = [Entry(e.ts, line) for e, line in zip(batch, lines, strict=True)]
+            tail = (seq, last)
+        ordered = newest_first(batch)
         new_front = self._insert_in_place(ordered, front, size)
         if new_front is None:
             new_front = self._rewrite(ordered, front)
@@ -554,72 +295,72 @@ class JsonArrayHandler(FileAuditWriter):
 
     def _chain_tail(self, front: int, size: int) -> tuple[int, bytes]:
         """``(seq, hash)`` of the last entry written: from the lock file's state, else a scan."""
-        recorded = _chain_state(self._chain_state, self._ino, front)
+        recorded = parse_chain_state(self._chain_state, self._ino, front)
         if recorded is not None:
             return recorded
         # Stale or missing: the one case where the file is read whole.
         best = _EMPTY_CHAIN
-        for match in _CHAIN_TAIL.finditer(b"".join(chunks(self._fd, 0, size))):
+        for match in CHAIN_TAIL.finditer(b"".join(chunks(self._fd, 0, size))):
             seq = int(match[1])
             if seq > best[0]:
                 best = (seq, match[2])
         return best
 
-    def _insert_in_place(self, batch: list[_Entry], front: int, size: int) -> int | None:
+    def _insert_in_place(self, batch: list[Entry], front: int, size: int) -> int | None:
         fd = self._fd
         window = os.pread(fd, min(size - front, 2 * PAGE), front)
         complete = front + len(window) == size
-        displaced = _displaced(window, front, batch[-1].ts, complete)
-        if displaced is None:
+        front_entries = displaced(window, front, batch[-1].ts, complete)
+        if front_entries is None:
             return None
         writes: list[tuple[int, bytes]] | None
-        if not displaced.entries:
-            writes = _pack(batch, front, last_comma=window.startswith(b"{"))
+        if not front_entries.entries:
+            writes = pack(batch, front, last_comma=window.startswith(b"{"))
             if writes is None:
                 return None
         else:
             # Rewrite the displaced entries and the batch's older ones with one
             # pwrite inside one page, then add the batch's newer ones in front.
-            page_start = (displaced.end - 1) // PAGE * PAGE
+            page_start = (front_entries.end - 1) // PAGE * PAGE
             if front < page_start:
                 return None
-            head, tail = _split_merge(batch, displaced.entries)
+            head, tail = split_merge(batch, front_entries.entries)
             tail_bytes = b",\n".join(e.body for e in tail)
-            tail_bytes += b",\n" if displaced.comma else b"\n"
-            start = displaced.end - len(tail_bytes)
+            tail_bytes += b",\n" if front_entries.comma else b"\n"
+            start = front_entries.end - len(tail_bytes)
             if start < max(1, page_start):
                 return None
-            head_writes = _pack(head, start, last_comma=True)
+            head_writes = pack(head, start, last_comma=True)
             if head_writes is None:
                 return None
             writes = [*head_writes, (start, tail_bytes)]
         # Highest offset first: each write puts whole entries in front of the array.
         for offset, data in reversed(writes):
-            _pwrite_all(fd, data, offset)
+            pwrite_all(fd, data, offset)
         return writes[0][0]
 
     # ------------------------------------------------------------------ rewriting
 
-    def _rewrite(self, batch: list[_Entry], front: int) -> int:
+    def _rewrite(self, batch: list[Entry], front: int) -> int:
         """Insert ``batch`` by writing a new file (reserve regrown), then ``os.replace``."""
         size = os.fstat(self._fd).st_size
         oldest = batch[-1].ts
-        displaced: list[_Entry] = []
+        displaced: list[Entry] = []
         pos, comma = size, False
         for item_offset, item, next_offset in self._lines(front, size):
             if item.startswith(b"]"):
                 pos, comma = item_offset, False
                 break
-            ts = _entry_ts(item)
+            ts = entry_ts(item)
             if ts <= oldest:
                 pos, comma = item_offset, True
                 break
             comma = item.endswith(b",")
-            displaced.append(_Entry(ts, item[:-1] if comma else item))
+            displaced.append(Entry(ts, item[:-1] if comma else item))
             if not comma:  # the oldest entry of the file
                 pos = next_offset
                 break
-        merged = _merge(batch, displaced)
+        merged = merge(batch, displaced)
         head = b",\n".join(e.body for e in merged) + (b",\n" if comma else b"\n")
         return self._write_new_file(head, rest_from=pos, rest_size=size - pos)
 
@@ -646,18 +387,18 @@ class JsonArrayHandler(FileAuditWriter):
                 if index >= newline:
                     return
             line = buffer[index:newline]
-            stripped = line.lstrip(_WS)
+            stripped = line.lstrip(WS)
             if stripped:
                 yield (
                     buffer_at + index + len(line) - len(stripped),
-                    stripped.rstrip(_WS),
+                    stripped.rstrip(WS),
                     buffer_at + newline + 1,
                 )
             index = newline + 1
 
     def _skip_ws(self, pos: int, size: int) -> int:
         for data in chunks(self._fd, pos, size):
-            stripped = data.lstrip(_WS)
+            stripped = data.lstrip(WS)
             pos += len(data) - len(stripped)
             if stripped:
                 break
@@ -673,32 +414,28 @@ class JsonArrayHandler(FileAuditWriter):
         reserve = max(_MIN_RESERVE, body)
         reserve = -(-(reserve + 1) // PAGE) * PAGE - 1  # first entry on a page boundary
         directory = os.path.dirname(self.path) or "."
-        tmp = os.path.join(
-            directory, f".{os.path.basename(self.path)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        )
-        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_NOFOLLOW
-        new = os.open(tmp, flags, self.file_mode)
+        tmp, new = create_temp(self.path, self.file_mode, os.O_RDWR)
         try:
             if self._fd >= 0:
                 with contextlib.suppress(OSError):
                     os.fchmod(new, os.fstat(self._fd).st_mode & 0o7777)
             spaces = b" " * min(reserve, _CHUNK)
             offset = 0
-            _pwrite_all(new, b"[", offset)
+            pwrite_all(new, b"[", offset)
             offset += 1
             left = reserve
             while left:
                 n = min(left, len(spaces))
-                _pwrite_all(new, spaces[:n], offset)
+                pwrite_all(new, spaces[:n], offset)
                 offset += n
                 left -= n
-            _pwrite_all(new, head, offset)
+            pwrite_all(new, head, offset)
             offset += len(head)
             for data in chunks(self._fd, rest_from, rest_from + rest_size):
-                _pwrite_all(new, data, offset)
+                pwrite_all(new, data, offset)
                 offset += len(data)
             if rest_size == 0:
-                _pwrite_all(new, b"]\n", offset)
+                pwrite_all(new, b"]\n", offset)
             os.fsync(new)
             os.replace(tmp, self.path)
         except BaseException:
@@ -733,7 +470,7 @@ class JsonArrayHandler(FileAuditWriter):
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
-            self._fd = _open_rw(self.path)
+            self._fd = open_existing(self.path)
             self._ino = os.fstat(self._fd).st_ino
         if not self._validated:
             self._validate(record)
@@ -744,7 +481,7 @@ class JsonArrayHandler(FileAuditWriter):
         """Check the whole file once: set a damaged one aside, convert another layout."""
         size = os.fstat(self._fd).st_size
         data = b"".join(chunks(self._fd, 0, size))
-        if not data.strip(_WS):
+        if not data.strip(WS):
             # Empty (e.g. touched): nothing to keep.
             self._save_front(self._write_new_file(b""), _EMPTY_CHAIN)
             return
@@ -755,7 +492,7 @@ class JsonArrayHandler(FileAuditWriter):
         except (ValueError, RecursionError) as exc:
             self._set_aside(record, exc)
             return
-        if _layout_ok(data):
+        if layout_ok(data):
             return
         lines = []
         for entry in entries:
@@ -782,16 +519,16 @@ class JsonArrayHandler(FileAuditWriter):
     def _front(self, size: int) -> int:
         """Offset of the first entry (or of ``]``): from the lock file's state, checked."""
         fd = self._fd
-        raw = os.pread(self._lock_fd, _STATE_SIZE + _CHAIN_STATE_SIZE, 0)
-        self._chain_state = raw[_STATE_SIZE:]
-        state = raw[:_STATE_SIZE].split()
-        if len(state) == 2 and state[0].isdigit() and state[1].isdigit():
-            ino, front = int(state[0]), int(state[1])
+        raw = os.pread(self._lock_fd, STATE_SIZE + CHAIN_STATE_SIZE, 0)
+        self._chain_state = raw[STATE_SIZE:]
+        state = parse_front_state(raw)
+        if state is not None:
+            ino, front = state
             if ino == self._ino and 1 <= front < size:
                 low = max(1, front - 2 * PAGE)
                 before = os.pread(fd, front - low, low)
                 # Spaces (the reserve) compare as one memcmp; strip() costs ~10 us on 8 KiB.
-                blank = before == _SPACES[: len(before)] or not before.strip(_WS)
+                blank = before == _SPACES[: len(before)] or not before.strip(WS)
                 if blank and os.pread(fd, 1, front) in (b"{", b"]"):
                     return front
         # A writer died before saving the state, or it is missing: scan the reserve.
@@ -803,10 +540,7 @@ class JsonArrayHandler(FileAuditWriter):
         Both lines are written by one ``pwrite``; the first keeps the format
         of earlier versions, which read and write only those 64 bytes.
         """
-        state = b"%d %d\n" % (self._ino, front)
-        chain = b"%d %d %d %s\n" % (self._ino, front, tail[0], tail[1]) if tail else b"\n"
-        chain = chain.ljust(_CHAIN_STATE_SIZE - 1) + b"\n"
-        os.pwrite(self._lock_fd, state.ljust(_STATE_SIZE - 1) + b"\n" + chain, 0)
+        os.pwrite(self._lock_fd, state_bytes(self._ino, front, tail), 0)
 
     # ------------------------------------------------------------------ lifecycle
 

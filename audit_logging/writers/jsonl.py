@@ -29,8 +29,22 @@ from pathlib import Path
 
 import portalocker
 
-from audit_logging._files import TAIL_LIMIT, chunks_backwards, locked_for_writing
-from audit_logging.chain import GENESIS, digest_path, hasher_from_env, predecessor
+from audit_logging._files import (
+    TAIL_LIMIT,
+    append_whole,
+    chunks_backwards,
+    locked_for_writing,
+    open_append,
+    replace_atomically,
+)
+from audit_logging.chain import GENESIS, digest_path, hasher_from_env, link_lines, predecessor
+from audit_logging.records import (
+    CUTS_KEY,
+    did_you_mean,
+    journal_context,
+    journal_fields,
+    truncate_fields,
+)
 from audit_logging.schema import (
     EVENT_KEY,
     JOURNAL_USER_FIELDS,
@@ -40,19 +54,10 @@ from audit_logging.schema import (
     escape_line_separators,
     event_name,
     is_known_event,
-    journal_context,
-    journal_fields,
     session_id,
-    truncate_fields,
     utc_now,
 )
-from audit_logging.writers._base import (
-    AuditWriter,
-    UnwrittenRecords,
-    append_whole,
-    open_append,
-    replace_atomically,
-)
+from audit_logging.writers._base import AuditWriter, UnwrittenRecords
 
 __all__ = ["JsonlHandler"]
 
@@ -66,6 +71,15 @@ class _Journal:
     hash: str = GENESIS  # hash of the last line in the file
     digest_at: float = 0.0  # monotonic time of our last digest of this file
     dirty: bool = False  # written since our last digest
+
+
+def _unknown_event(value: object, name: str | None) -> UnknownEventError:
+    guess = did_you_mean(name) if name else None
+    hint = f" (did you mean {guess}?)" if guess else ""
+    return UnknownEventError(
+        f"unknown journal event {value!r}{hint}: use an audit_logging.Event or register "
+        "it with audit_logging.register_event()"
+    )
 
 
 def _digest_record() -> logging.LogRecord:
@@ -115,11 +129,14 @@ class JsonlHandler(AuditWriter):
     rotation, at close and at most every ``digest_interval`` seconds; see
     :mod:`audit_logging.chain`. Secret-looking keys and values are masked
     (``redact=False`` turns it off; ``secret_keys`` changes the key list) and
-    a line over ``max_record_bytes`` is cut with a marker saying how much.
+    a line over ``max_record_bytes`` is cut inside its containers, keeping every
+    field's type, and its ``truncated`` member says what was cut and how much.
     An ``event`` that is neither a standard
     :class:`~audit_logging.Event` nor registered with
-    :func:`~audit_logging.register_event` is not written: it is counted in
-    :attr:`records_rejected` and reported through ``handleError``.
+    :func:`~audit_logging.register_event` is not written to the journal: it
+    goes whole into ``{directory}/rejected-YYYY-MM-DD.jsonl``, is counted in
+    :attr:`records_rejected` and reported once per name, with the closest
+    known name when there is one.
     """
 
     key = EVENT_KEY
@@ -150,7 +167,7 @@ class JsonlHandler(AuditWriter):
         self.chain = chain
         self.digest_interval = digest_interval
         self._hasher = hasher_from_env(hmac_key)
-        #: A line longer than this is cut, with a marker saying how much.
+        #: A line longer than this is cut inside its containers (see :func:`truncate_fields`).
         self.max_record_bytes = max_record_bytes
         self._journals: dict[str, _Journal] = {}
         self._paths: dict[tuple[str, str], str] = {}
@@ -190,13 +207,7 @@ class JsonlHandler(AuditWriter):
             if type(name) is not str:
                 name = event_name(name)
             if name is None or not is_known_event(name):
-                self.reject(
-                    record,
-                    UnknownEventError(
-                        f"unknown journal event {record.__dict__[EVENT_KEY]!r}: use an "
-                        "audit_logging.Event or register it with audit_logging.register_event()"
-                    ),
-                )
+                self.reject(record, _unknown_event(record.__dict__[EVENT_KEY], name))
                 continue
             try:
                 fields = journal_fields(record)
@@ -213,9 +224,15 @@ class JsonlHandler(AuditWriter):
             if day != last_day:
                 bodies, owners = by_path.setdefault(self._path(day, session), ([], []))
                 last_day = day
+            cuts = record.__dict__.get(CUTS_KEY)
+            if cuts:  # what the caller's snapshot cut
+                fields["truncated"] = dict(cuts)
             body = dumps_unescaped(fields)
             if len(body) > limit:
-                body = dumps_unescaped(truncate_fields(fields, limit))
+                cut = dict(cuts) if cuts else {}
+                fields = truncate_fields(fields, limit, cut)
+                fields["truncated"] = cut or None
+                body = dumps_unescaped(fields)
             if b"\xe2\x80" in body:
                 # Escaped per line, before hashing: the chain covers the bytes on disk.
                 body = escape_line_separators(body)
@@ -276,21 +293,17 @@ class JsonlHandler(AuditWriter):
                 if not ends_clean:
                     prefix = b"\n"  # never glue our line to a torn one
             seq, previous = journal.seq, journal.hash
-            parts = [prefix] if prefix else []
             if self.chain:
-                link = self._hasher.link
-                last = previous.encode("ascii")
-                for body in bodies:
-                    seq += 1
-                    unhashed = b'%s,"seq":%d}' % (body, seq)
-                    last = link(last, unhashed)
-                    parts.append(b'%s,"hash":"%s"}\n' % (unhashed[:-1], last))
+                lines, seq, last = link_lines(
+                    bodies, seq, previous.encode("ascii"), self._hasher.link
+                )
                 previous = last.decode("ascii")
             else:
+                lines = []
                 for body in bodies:
                     seq += 1
-                    parts.append(b'%s,"seq":%d}\n' % (body, seq))
-            data = b"".join(parts)
+                    lines.append(b'%s,"seq":%d}\n' % (body, seq))
+            data = prefix + b"".join(lines)
             append_whole(journal.fd, data, size)
             journal.seq, journal.hash = seq, previous
             journal.end = size + len(data)
@@ -381,6 +394,10 @@ class JsonlHandler(AuditWriter):
     def _after_fork_in_child(self) -> None:
         for journal in list(self._journals.values()):
             self._close_journal(journal)
+
+    @property
+    def output_directory(self) -> str:
+        return self.directory
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.directory}/{self.prefix}-*.jsonl>"

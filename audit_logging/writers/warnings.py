@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import bisect
 import calendar
-import enum
 import errno
 import hashlib
 import importlib.util
@@ -63,21 +62,16 @@ import json
 import logging
 import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from audit_logging.schema import (
-    DEFAULT_SEVERITIES,
-    WARNING_KEY,
-    dumps,
-    format_timestamp,
-    record_message,
-)
-from audit_logging.writers._base import AuditWriter, UnwrittenRecords, fsync_directory, write_all
+from audit_logging._files import create_temp, fsync_directory, write_all
+from audit_logging.records import warning_body
+from audit_logging.schema import WARNING_KEY
+from audit_logging.writers._base import AuditWriter, UnwrittenRecords
 
 __all__ = ["COMMIT_TTL", "WarningFileHandler", "current_commit", "warning_filename"]
 
@@ -88,17 +82,13 @@ RESCAN_SECONDS: Final = 60.0
 #: Age after which a leftover temporary file (a writer killed mid-write) is removed.
 STALE_TEMP_SECONDS: Final = 600.0
 _FOREIGN_RESCAN_MIN: Final = 1.0
-_MAX_TYPE_LEN: Final = 100
 
-_TYPE_RE: Final = re.compile(r"[a-z0-9_]+")
 _HEX8_RE: Final = re.compile(r"[0-9a-f]{8}")
 #: A warning file name: timestamp, type, 8 hex digits, optional collision number.
 NAME_RE: Final = re.compile(
     r"(?P<ts>\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)_(?P<type>[a-z0-9_]+)_(?P<fp>[0-9a-f]{8})"
     r"(?:_(?P<n>\d{4,}))?\.json"
 )
-_O_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
-_O_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
 
 
 # --------------------------------------------------------------------------- git commit
@@ -141,14 +131,6 @@ def _read_head(path: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- names
-
-
-def _type_name(value: object) -> str | None:
-    if isinstance(value, enum.Enum):
-        value = value.value
-    if isinstance(value, str) and len(value) <= _MAX_TYPE_LEN and _TYPE_RE.fullmatch(value):
-        return str(value)
-    return None
 
 
 def _fp8(fingerprint: object) -> str:
@@ -284,49 +266,14 @@ class WarningFileHandler(AuditWriter):
     def render(self, record: logging.LogRecord) -> tuple[str, dict[str, Any]]:
         """The warning type and the redacted, JSON-safe body of ``record``.
 
-        Raises ``ValueError`` when ``warning_type`` is not a valid name.
+        The body is :func:`audit_logging.records.warning_body`'s, with
+        ``git_commit`` looked up when the record does not carry it. Raises
+        ``ValueError`` when ``warning_type`` is not a valid name.
         """
-        d = record.__dict__
-        wtype = _type_name(d.get(WARNING_KEY))
-        if wtype is None:
-            raise ValueError(
-                f"warning_type must match [a-z0-9_]+ (at most {_MAX_TYPE_LEN} characters), "
-                f"not {d.get(WARNING_KEY)!r}"
-            )
-        severity = d.get("severity")
-        if isinstance(severity, int) and not isinstance(severity, bool):
-            severity = logging.getLevelName(severity)
-        elif isinstance(severity, enum.Enum):
-            severity = severity.value
-        if severity is None:
-            severity = DEFAULT_SEVERITIES.get(wtype, record.levelname)
-        body: dict[str, Any] = {
-            "timestamp": format_timestamp(record.created),
-            "type": wtype,
-            "severity": severity,
-            "fingerprint": None,
-            "git_commit": d.get("git_commit"),
-            "message": record_message(record),
-            "recommendation": d.get("recommendation"),
-        }
-        if d.get("details") is not None:
-            body["details"] = d["details"]
-        body = self._redacted(body)
-        fingerprint = d.get("fingerprint")
-        if fingerprint is None:
-            basis = dumps([wtype, body["message"], body.get("details")])
-            fingerprint = hashlib.sha256(basis).hexdigest()
-        else:
-            fingerprint = self._redacted(fingerprint)
-        body["fingerprint"] = fingerprint
+        wtype, body = warning_body(record, self.redactor)
         if body["git_commit"] is None:
             body["git_commit"] = current_commit()
         return wtype, body
-
-    def _redacted(self, value: Any) -> Any:
-        # Strict JSON types first (numpy, datetimes, cycles), then redaction on plain data.
-        plain = json.loads(dumps(value))
-        return self.redactor(plain) if self.redactor is not None else plain
 
     @staticmethod
     def serialize(body: dict[str, Any]) -> bytes:
@@ -353,10 +300,7 @@ class WarningFileHandler(AuditWriter):
         data = self.serialize(body)
         self._ensure_directory()
         base = warning_filename(created, wtype, fingerprint)
-        tmp = os.path.join(self.directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(
-            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, self.file_mode
-        )
+        tmp, fd = create_temp(os.path.join(self.directory, base), self.file_mode)
         try:
             try:
                 write_all(fd, data)
@@ -534,6 +478,10 @@ class WarningFileHandler(AuditWriter):
 
     def _after_fork_in_child(self) -> None:
         self._index = None  # the parent keeps writing too: start from the folder's truth
+
+    @property
+    def output_directory(self) -> str:
+        return self.directory
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.directory}>"

@@ -1,0 +1,99 @@
+"""Reading an ``audit_log.json`` that writers may be busy with: under their lock, whole.
+
+:class:`~audit_logging.writers.json_array.JsonArrayHandler` writers serialise
+on an exclusive lock of the sibling ``.{name}.lock`` file (:func:`lock_path_for`);
+readers take it shared (:func:`reading_lock`) so that they never see a batch
+in part. The lock file also records the chain's last ``seq``
+(:func:`recorded_seq`), which ``verify`` compares with the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from audit_logging._files import shared_lock
+from audit_logging.array_layout import CHAIN_STATE_SIZE, STATE_SIZE, WS, parse_chain_state
+
+__all__ = [
+    "CorruptAuditFileError",
+    "lock_path_for",
+    "read_array_bytes",
+    "read_entries",
+    "reading_lock",
+    "recorded_seq",
+]
+
+
+class CorruptAuditFileError(ValueError):
+    """An existing audit file was not a JSON array; it was set aside."""
+
+
+def lock_path_for(path: str | os.PathLike[str]) -> str:
+    """The writers' lock file of the array at ``path``: ``.{name}.lock`` beside it."""
+    directory, name = os.path.split(os.fspath(path))
+    return os.path.join(directory, f".{name}.lock")
+
+
+@contextlib.contextmanager
+def reading_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the writers' lock of the array at ``path`` shared: no batch is written meanwhile.
+
+    Without a lock file (no writer has run, or it cannot be opened) this
+    holds nothing.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(shared_lock(lock_path_for(path)))
+        except OSError:
+            pass
+        yield
+
+
+def read_array_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of an ``audit_log.json``, read while no writer is in the middle of a batch.
+
+    Writers hold an exclusive lock on the sibling lock file while they write;
+    this takes it shared for the read (:func:`reading_lock`). Every state of
+    the file between two writes is a whole array, but a read that races a
+    write can see a page half copied (Linux does not make buffered reads
+    atomic against writes). Raises ``FileNotFoundError`` when there is no file.
+    """
+    with reading_lock(path), open(path, "rb") as fh:
+        return fh.read()
+
+
+def recorded_seq(path: str | os.PathLike[str]) -> int | None:
+    """The last ``seq`` the writers' lock file records for the array at ``path``, if current."""
+    try:
+        with open(lock_path_for(path), "rb") as fh:
+            raw = fh.read(STATE_SIZE + CHAIN_STATE_SIZE)
+        ino = os.stat(path).st_ino
+    except OSError:
+        return None
+    first = raw[:STATE_SIZE].split()
+    if len(first) != 2 or first[0] != b"%d" % ino or not first[1].isdigit():
+        return None
+    recorded = parse_chain_state(raw[STATE_SIZE:], ino, int(first[1]))
+    return recorded[0] if recorded is not None else None
+
+
+def read_entries(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The entries of an ``audit_log.json`` (newest first); ``[]`` if the file does not exist.
+
+    Read under the writers' lock (see :func:`read_array_bytes`), so a batch
+    being written is never seen in part.
+    """
+    try:
+        data = read_array_bytes(path)
+    except FileNotFoundError:
+        return []
+    if not data.strip(WS):
+        return []
+    entries = json.loads(data)
+    if not isinstance(entries, list):
+        raise CorruptAuditFileError(f"{os.fspath(path)!r} is not a JSON array")
+    return entries
