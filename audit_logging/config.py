@@ -64,8 +64,8 @@ _FOLDERS: dict[str, tuple[str, ...]] = {
 
 _FACTORIES: dict[str, _Factory] = {
     "jsonl": lambda root: JsonlHandler(directory=root / "logs"),
-    "json": lambda root: JsonArrayHandler(path=root / "audit_log.json"),
-    "csv": lambda root: CsvHandler(path=root / "audit_log.csv"),
+    "json": lambda root: JsonArrayHandler(directory=root),
+    "csv": lambda root: CsvHandler(directory=root),
     "warnings": lambda root: WarningFileHandler(directory=root / "training_logs" / "warnings"),
 }
 

@@ -220,9 +220,9 @@ class AuditLogger:
         self._handlers: list[AuditWriter] = []
         self._commits = GroupCommit(self._write_batch)
         if "json" in self.formats:
-            self._handlers.append(JsonArrayHandler(self.json_path))
+            self._handlers.append(JsonArrayHandler(directory=self.root_log_dir))
         if "csv" in self.formats:
-            self._handlers.append(CsvHandler(self.csv_path))
+            self._handlers.append(CsvHandler(directory=self.root_log_dir))
 
     @property
     def format(self) -> str:

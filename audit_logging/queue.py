@@ -51,6 +51,9 @@ _IMMUTABLE: Final = frozenset({str, int, float, bool, type(None), bytes, complex
 SNAPSHOT_ITEMS: Final = 10_000
 #: Most items the snapshot of one record copies in all (nested containers share it).
 SNAPSHOT_BUDGET: Final = 100_000
+#: Most cuts noted one by one on a record; the rest are counted under :data:`MORE_CUTS`.
+MAX_NOTES: Final = 20
+MORE_CUTS: Final = "..."
 # Record attributes never copied: the stdlib's, and what formatters and we add.
 _NOT_COPIED: Final = frozenset(("message", "asctime", CUTS_KEY))
 
@@ -71,9 +74,13 @@ class _Copier:
         return keep
 
     def cut(self, path: tuple[object, ...], kept: int, total: int, unit: str) -> None:
-        if self.cuts is None:
-            self.cuts = {}
-        self.cuts[jq_path(path)] = f"kept {kept} of {total} {unit} (cut when logged)"
+        cuts = self.cuts
+        if cuts is None:
+            cuts = self.cuts = {}
+        if len(cuts) < MAX_NOTES:
+            cuts[jq_path(path)] = f"kept {kept} of {total} {unit} (cut when logged)"
+        else:
+            cuts[MORE_CUTS] = f"{int(cuts.get(MORE_CUTS, '0').split()[0]) + 1} more cut"
 
     def copy(self, value: Any, path: tuple[object, ...]) -> Any:
         t = type(value)
@@ -98,10 +105,15 @@ class _Copier:
             memo[ident] = out
             try:
                 for k, v in itertools.islice(value.items(), keep):
-                    out[k] = v if type(v) in _IMMUTABLE else self.copy(v, (*path, k))
+                    if type(v) in _IMMUTABLE:
+                        out[k] = v
+                    elif self.left > 0:
+                        out[k] = self.copy(v, (*path, k))
+                    else:  # the record's budget is spent: cut here, not in every child
+                        break
             except Exception:  # a mapping that cannot be iterated: keep what we have
                 pass
-            if keep < n:
+            if len(out) < n:
                 self.cut(path, len(out), n, "members")
             return out
         if isinstance(value, (list, tuple)):
@@ -112,9 +124,12 @@ class _Copier:
                 memo[ident] = items
             for index, v in enumerate(items):
                 if type(v) not in _IMMUTABLE:
+                    if self.left <= 0:  # the record's budget is spent: cut here
+                        del items[index:]
+                        break
                     items[index] = self.copy(v, (*path, index))
-            if keep < n:
-                self.cut(path, keep, n, "items")
+            if len(items) < n:
+                self.cut(path, len(items), n, "items")
             return tuple(items) if isinstance(value, tuple) else items
         if isinstance(value, (set, frozenset)):
             n = len(value)

@@ -28,7 +28,7 @@ import itertools
 import logging
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from audit_logging.redact import DEFAULT_REDACTOR, Redactor
@@ -212,43 +212,74 @@ def _cut_string(text: str, budget: int) -> str:
     return kept + _MARK.format(len(raw) - len(kept.encode("utf-8")))
 
 
+def _shares(sizes: Sequence[int], budget: int) -> list[int]:
+    """Split ``budget`` over members of ``sizes``: small ones keep theirs, big ones share."""
+    shares = [0] * len(sizes)
+    left, remaining = budget, len(sizes)
+    for i in sorted(range(len(sizes)), key=sizes.__getitem__):
+        shares[i] = min(sizes[i], left // remaining)
+        left -= shares[i]
+        remaining -= 1
+    return shares
+
+
+_MAX_MEMBERS: Final = 10_000  # members of one object weighed one by one
+_SHARED_MEMBERS: Final = 64  # up to this many members, an object's budget is shared out
+
+
 def _shrink(value: Any, budget: int, path: tuple[object, ...], cuts: dict[str, str]) -> Any:
     """``value`` with its JSON cut to about ``budget`` bytes, keeping its type at every level.
 
-    Strings are shortened with a ``…[truncated N bytes]`` suffix; lists and
-    objects keep their first members that fit, and ``cuts`` gets a note under
-    the container's jq path; numbers, booleans and ``null`` are kept.
+    Strings are shortened with a ``…[truncated N bytes]`` suffix; lists keep
+    their first items that fit and objects their members, each shortened in
+    turn; ``cuts`` gets a note under each container's jq path; numbers,
+    booleans and ``null`` are kept.
     """
-    value = to_jsonable(value) if not isinstance(value, (str, list, dict)) else value
+    if not isinstance(value, (str, list, dict)):
+        value = to_jsonable(value)
     if isinstance(value, str):
         if len(value) + 2 > budget or len(dumps(value)) > budget:
-            return _cut_string(value, budget)
+            return _cut_string(value, max(16, budget - 40))
         return value
-    if not isinstance(value, (list, dict)):
-        return value
-    total = len(value)
-    items = value.items() if isinstance(value, dict) else enumerate(value)
-    # Each member gets at most a quarter of what is left, so that a first
-    # huge member cannot take the whole budget from the others.
-    left = budget
+    if isinstance(value, dict):
+        total = len(value)
+        items = list(itertools.islice(value.items(), _MAX_MEMBERS))
+        out: dict[Any, Any] = {}
+        if len(items) <= _SHARED_MEMBERS:
+            # A record-like object (metrics by name): every member gets its share.
+            sizes = [len(dumps(k)) + len(dumps(v)) + 2 for k, v in items]
+            for (k, v), size, share in zip(items, sizes, _shares(sizes, budget), strict=True):
+                if share >= size:
+                    out[k] = v
+                elif share >= 32:
+                    out[k] = _shrink(v, share - len(dumps(k)) - 2, (*path, k), cuts)
+        else:  # a table (per-class scores): its first members that fit
+            out = dict(_first_that_fit(items, budget, path, cuts))
+        if len(out) < total:
+            cuts[jq_path(path)] = f"kept {len(out)} of {total} members"
+        return out
+    kept = [item for _, item in _first_that_fit(enumerate(value), budget, path, cuts)]
+    if len(kept) < len(value):
+        cuts[jq_path(path)] = f"kept {len(kept)} of {len(value)} items"
+    return kept
+
+
+def _first_that_fit(
+    items: Iterable[tuple[Any, Any]], budget: int, path: tuple[object, ...], cuts: dict[str, str]
+) -> list[tuple[Any, Any]]:
+    """The first ``(key, value)`` pairs whose JSON fits in ``budget``, large ones shrunk."""
     kept: list[tuple[Any, Any]] = []
+    left = budget
     for key, item in items:
-        if left <= 16:
-            break
-        encoded = len(dumps(item))
-        if encoded > left // 4 and encoded > 64:
+        size = len(dumps(item)) + len(dumps(key)) + 2
+        if size > left // 4 and size > 64:
             item = _shrink(item, max(64, left // 4), (*path, key), cuts)
-            encoded = len(dumps(item))
-        if encoded > left:
+            size = len(dumps(item)) + len(dumps(key)) + 2
+        if size > left:
             break
         kept.append((key, item))
-        left -= encoded + 1 + (len(dumps(key)) + 1 if isinstance(value, dict) else 0)
-    if len(kept) < total:
-        unit = "members" if isinstance(value, dict) else "items"
-        cuts[jq_path(path)] = f"kept {len(kept)} of {total} {unit}"
-    if isinstance(value, dict):
-        return dict(kept)
-    return [item for _, item in kept]
+        left -= size
+    return kept
 
 
 def truncate_fields(
@@ -264,14 +295,10 @@ def truncate_fields(
     """
     if cuts is None:
         cuts = {}
-    share = max(64, limit // (2 * max(1, len(fields))))
+    sizes = [len(dumps(value)) + len(key) + 4 for key, value in fields.items()]
     out: dict[str, Any] = {}
-    for key, value in fields.items():
-        if value is None or isinstance(value, (bool, int, float)):
-            out[key] = value
-            continue
-        encoded = len(dumps(value))
-        out[key] = value if encoded <= share else _shrink(value, share, (key,), cuts)
+    for (key, value), size, share in zip(fields.items(), sizes, _shares(sizes, limit), strict=True):
+        out[key] = value if share >= size else _shrink(value, share - len(key) - 4, (key,), cuts)
     return out
 
 

@@ -267,3 +267,53 @@ def test_a_dict_that_contains_itself_is_written_everywhere_with_cycle_markers(
     outputs = [p.read_text(encoding="utf-8") for p in tmp_path.rglob("*") if p.is_file()]
     assert all("hunter2" not in text for text in outputs)
     assert sum("<cycle>" in text for text in outputs) == 4
+
+
+def test_a_record_over_max_record_bytes_keeps_its_shape_and_says_what_was_cut(
+    tmp_path: Path,
+) -> None:
+    writer = JsonlHandler(directory=tmp_path, max_record_bytes=64 * 1024)
+    record = logging.LogRecord("t", logging.INFO, "", 0, "eval", None, None)
+    snapshot = {
+        "acc": 0.91,
+        "preds": list(range(300_000)),
+        "per_class": {f"class_{i}": {"recall": i / 1000} for i in range(20_000)},
+        "note": "y" * 200_000,
+    }
+    record.__dict__.update(event="MODEL_EVALUATED", metrics_snapshot=snapshot)
+    writer.handle_batch([record])
+    [path] = journal_files(tmp_path)
+    [line] = read_jsonl(path)
+    assert path.stat().st_size < 64 * 1024
+    kept = line["metrics_snapshot"]
+    # Every field keeps its type (jq .metrics_snapshot.preds is still an array).
+    assert kept["acc"] == 0.91
+    assert isinstance(kept["preds"], list) and kept["preds"] == list(range(len(kept["preds"])))
+    assert isinstance(kept["per_class"], dict)
+    assert all(v == {"recall": int(k[6:]) / 1000} for k, v in kept["per_class"].items())
+    assert isinstance(kept["note"], str) and "…[truncated " in kept["note"]
+    assert line["truncated"] == {
+        ".metrics_snapshot.preds": f"kept {len(kept['preds'])} of 300000 items",
+        ".metrics_snapshot.per_class": f"kept {len(kept['per_class'])} of 20000 members",
+    }
+    assert len(kept["preds"]) > 1000 and len(kept["per_class"]) > 100
+    assert verify_paths([tmp_path]).ok
+
+
+def test_a_huge_payload_is_cut_at_the_snapshot_and_the_line_says_so(
+    tmp_path: Path, logger: logging.Logger
+) -> None:
+    from audit_logging.queue import SNAPSHOT_ITEMS
+
+    writer = JsonlHandler(directory=tmp_path)
+    handler = AuditQueueHandler([writer])
+    logger.addHandler(handler)
+    preds = list(range(3_000_000))
+    logger.info("eval", extra={"event": "MODEL_EVALUATED", "metrics_snapshot": {"preds": preds}})
+    preds[0] = -1  # the snapshot is a copy
+    handler.flush()
+    [line] = read_jsonl(journal_files(tmp_path)[0])
+    assert line["metrics_snapshot"]["preds"] == list(range(SNAPSHOT_ITEMS))
+    assert line["truncated"] == {
+        ".metrics_snapshot.preds": f"kept {SNAPSHOT_ITEMS} of 3000000 items (cut when logged)"
+    }

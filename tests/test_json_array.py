@@ -389,3 +389,60 @@ def test_library_readers_see_a_whole_array_while_a_process_writes(tmp_path: Path
             if stream is not None:
                 stream.close()
     assert counts == sorted(counts) and len(counts) > 1 and counts[-1] == total
+
+
+def test_every_in_place_write_lies_inside_one_page() -> None:
+    # A kill can cut a write between two pages: a batch written over two
+    # pages in one pwrite could keep its newer entries and lose older ones.
+    from audit_logging.array_layout import Entry, pack
+
+    def entries(sizes: list[int]) -> list[Entry]:
+        return [Entry(f"{i:06d}", b"{" + b"x" * (n - 4) + b"}") for i, n in enumerate(sizes)]
+
+    # The oldest entry (with ",\n") starts exactly on a page boundary: the next
+    # one belongs to the page below, in a write of its own.
+    aligned = pack(entries([50, 98])[::-1], 2 * PAGE + 50, last_comma=True)
+    assert aligned is not None and len(aligned) == 2
+    rng = random.Random(7)
+    for _ in range(2000):
+        batch = entries([rng.randrange(20, 600) for _ in range(rng.randrange(1, 40))])
+        end = rng.randrange(8 * PAGE, 16 * PAGE)
+        writes = pack(batch[::-1], end, last_comma=True)
+        assert writes is not None
+        assert all(off // PAGE == (off + len(data) - 1) // PAGE for off, data in writes)
+        image = bytearray(b" " * end)
+        for off, data in writes:
+            image[off : off + len(data)] = data
+        # Whole entries, newest first, ending right in front of the old front.
+        assert bytes(image).split() == [e.body + b"," for e in batch[::-1]]
+
+
+def test_every_writer_takes_its_folder_as_directory(tmp_path: Path) -> None:
+    import warnings
+
+    from audit_logging import CsvHandler, JsonlHandler, WarningFileHandler
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the documented style warns about nothing
+        writers = [
+            JsonArrayHandler(directory=tmp_path),
+            CsvHandler(directory=tmp_path, filename="actions.csv"),
+            JsonlHandler(directory=tmp_path),
+            WarningFileHandler(directory=tmp_path / "warnings"),
+        ]
+    assert writers[0].path == str(tmp_path / "audit_log.json")
+    assert writers[1].path == str(tmp_path / "actions.csv")
+    record = logging.LogRecord("t", logging.INFO, "", 0, "m", None, None)
+    record.__dict__.update(action_type="pause")
+    for writer in writers[:2]:
+        writer.handle_batch([record])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".audit_log.json.lock",
+        "actions.csv",
+        "audit_log.json",
+    ]
+    with pytest.warns(DeprecationWarning, match=r"JsonArrayHandler\(path=...\) is deprecated"):
+        old = JsonArrayHandler(path=tmp_path / "old.json")
+    assert old.path == str(tmp_path / "old.json")  # the old keyword still works
+    with pytest.raises(ValueError, match="filename must be a name"):
+        CsvHandler(directory=tmp_path, filename="sub/x.csv")

@@ -220,3 +220,37 @@ def test_json_formatter_renders_the_journal_line_with_secrets_masked(
     assert printed[0]["metrics_snapshot"] == {"api_key": "[REDACTED]", "lr": None}
     assert "PLANTED" not in stream.getvalue()
     assert printed[1]["event"] is None and [p["seq"] for p in printed] == [1, 2]
+
+
+def test_extra_keys_that_are_not_audit_fields_are_kept_under_extra(
+    tmp_path: Path, logger: logging.Logger
+) -> None:
+    logger.addHandler(JsonlHandler(directory=tmp_path))
+    when = dt.datetime(2026, 5, 27, 14, 30, tzinfo=dt.timezone.utc)
+    logger.info(
+        "epoch done",
+        extra={
+            "event": "TRAINING_PROGRESS",
+            "metrics_snapshot": {"loss": 0.5},
+            "epoch": 3,
+            "learning_rate": 1e-3,
+            "accuracy": float("nan"),
+            "tags": {"b", "a"},
+            "finished_at": when,
+            "db_password": "hunter2",
+        },
+    )
+    logger.info("plain", extra={"event": "TRAINING_PROGRESS"})
+    first, second = read_jsonl(journal_files(tmp_path)[0])
+    assert first["extra"] == {
+        "epoch": 3,
+        "learning_rate": 1e-3,
+        "accuracy": None,  # JSON-safe
+        "tags": ["a", "b"],
+        "finished_at": "2026-05-27T14:30:00Z",
+        "db_password": "[REDACTED]",  # redacted like the rest
+    }
+    assert first["metrics_snapshot"] == {"loss": 0.5}  # the schema fields are as they were
+    assert list(first)[: len(JOURNAL_FIELDS)] == list(JOURNAL_FIELDS)
+    assert second["extra"] is None  # present, null when there are none
+    assert "taskName" not in json.dumps(first["extra"])  # standard attributes are not extras

@@ -19,6 +19,7 @@ rotates by name at UTC midnight and never renames.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -60,6 +61,8 @@ from audit_logging.schema import (
 from audit_logging.writers._base import AuditWriter, UnwrittenRecords
 
 __all__ = ["JsonlHandler"]
+
+_MAX_NOTES = 20  # cuts listed in a line's ``truncated`` member
 
 
 @dataclass
@@ -226,12 +229,13 @@ class JsonlHandler(AuditWriter):
                 last_day = day
             cuts = record.__dict__.get(CUTS_KEY)
             if cuts:  # what the caller's snapshot cut
-                fields["truncated"] = dict(cuts)
+                fields["truncated"] = cuts
             body = dumps_unescaped(fields)
             if len(body) > limit:
-                cut = dict(cuts) if cuts else {}
-                fields = truncate_fields(fields, limit, cut)
-                fields["truncated"] = cut or None
+                fields.pop("truncated", None)
+                noted = dict(cuts) if cuts else {}
+                fields = truncate_fields(fields, max(limit // 2, limit - 2048), noted)
+                fields["truncated"] = dict(itertools.islice(noted.items(), _MAX_NOTES))
                 body = dumps_unescaped(fields)
             if b"\xe2\x80" in body:
                 # Escaped per line, before hashing: the chain covers the bytes on disk.

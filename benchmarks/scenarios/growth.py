@@ -62,7 +62,9 @@ def main() -> None:
         except ImportError:
             harness.emit(skipped="audit_logging.writers.json_array does not exist yet")
             return
-        handler: logging.Handler = JsonArrayHandler(path=path)
+        handler: logging.Handler = JsonArrayHandler(
+            directory=os.path.dirname(path) or ".", filename=os.path.basename(path)
+        )
         _prefill_array(handler, existing)
         handler.flush()
     else:
