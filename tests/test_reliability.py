@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import logging
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,9 @@ from audit_logging.chain import verify_paths
 from helpers import REPO, journal_files, read_jsonl
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 512 KiB tmpfs (root only): a real disk that fills up."""
-    mount = tmp_path / "disk"
+@contextlib.contextmanager
+def tmpfs(mount: Path) -> Iterator[Path]:
+    """A 512 KiB tmpfs at ``mount`` (root only): a real disk that fills up."""
     mount.mkdir()
     result = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True
@@ -42,9 +42,20 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "disk") as mount:
+        yield mount
+
+
 def test_full_disk_loses_nothing_once_space_returns(
     small_disk: Path, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    full_disk_scenario(small_disk, logger, lambda: capsys.readouterr().err)
+
+
+def full_disk_scenario(small_disk: Path, logger: logging.Logger, err: Callable[[], str]) -> None:
+    """600 records through the queue onto a disk that fills up, then frees up: all written once."""
     filler = small_disk / "filler"
     filler.write_bytes(b"\0" * 400 * 1024)
     writer = JsonlHandler(directory=small_disk / "logs")
@@ -54,9 +65,9 @@ def test_full_disk_loses_nothing_once_space_returns(
         logger.info("step %d", i, extra={"event": "TRAINING_PROGRESS", "reasoning": "x" * 100})
     handler.flush()
     assert writer.records_failed > 0
-    err = capsys.readouterr().err
-    assert err.count("--- Logging error ---") == 1  # once per burst, not once per record
-    assert "No space left on device" in err
+    text = err()
+    assert text.count("--- Logging error ---") == 1  # once per burst, not once per record
+    assert "No space left on device" in text
     [path] = journal_files(small_disk / "logs")
     before = read_jsonl(path)  # what was written stays valid, line by line
     assert [line["seq"] for line in before] == list(range(1, len(before) + 1))
@@ -66,12 +77,19 @@ def test_full_disk_loses_nothing_once_space_returns(
     assert [line["message"] for line in lines] == [f"step {i}" for i in range(600)]
     assert [line["seq"] for line in lines] == list(range(1, 601))
     assert writer.records_lost == 0
+    logger.removeHandler(handler)
+    handler.close()
     assert verify_paths([small_disk / "logs"]).ok
 
 
 def test_a_digest_that_fails_on_a_full_disk_writes_no_line_twice(
     small_disk: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    digest_on_full_disk_scenario(small_disk, lambda: capsys.readouterr().err)
+
+
+def digest_on_full_disk_scenario(small_disk: Path, err: Callable[[], str]) -> None:
+    """Small batches with a digest after each, onto a disk that fills up: no line twice."""
     # The lines of a batch fit in the journal's last page, the digest written
     # after them needs a new one: the lines must not be retried (written twice).
     filler = small_disk / "filler"
@@ -85,7 +103,7 @@ def test_a_digest_that_fails_on_a_full_disk_writes_no_line_twice(
             batch.append(record)
         writer.handle_batch(batch)
     assert writer.records_failed > 0
-    assert "No space left on device" in capsys.readouterr().err
+    assert "No space left on device" in err()
     filler.unlink()
     writer.flush()
     [path] = journal_files(small_disk / "logs")

@@ -326,9 +326,12 @@ class JsonlHandler(AuditWriter):
             self._write_digest(journal)
         except OSError as exc:
             self.digests_failed += 1
-            if not self._digest_failing:  # once per burst of failures
+            if not self._digest_failing:  # once per burst, one line (no second traceback)
                 self._digest_failing = True
-                self._report(_digest_record(), exc)
+                self._say(
+                    f"{type(self).__name__} could not write the digest of {journal.path} "
+                    f"({exc}); it is written again with the next batch and at close"
+                )
         else:
             self._digest_failing = False
 
