@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from audit_logging._files import shared_lock
+from audit_logging._files import chunks, shared_lock
 from audit_logging.array_layout import CHAIN_STATE_SIZE, STATE_SIZE, WS, parse_chain_state
 
 __all__ = [
@@ -25,7 +25,11 @@ __all__ = [
     "read_entries",
     "reading_lock",
     "recorded_seq",
+    "scan_lines",
+    "skip_whitespace",
 ]
+
+_CHUNK = 1024 * 1024
 
 
 class CorruptAuditFileError(ValueError):
@@ -97,3 +101,42 @@ def read_entries(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     if not isinstance(entries, list):
         raise CorruptAuditFileError(f"{os.fspath(path)!r} is not a JSON array")
     return entries
+
+
+def scan_lines(fd: int, start: int, size: int) -> Iterator[tuple[int, bytes, int]]:
+    """``(offset of stripped line, stripped line, offset of next line)`` from ``start``."""
+    buffer = b""
+    buffer_at = start  # file offset of buffer[0]
+    index = 0
+    while True:
+        newline = buffer.find(b"\n", index)
+        if newline < 0:
+            read_at = buffer_at + len(buffer)
+            data = os.pread(fd, min(_CHUNK, size - read_at), read_at) if read_at < size else b""
+            if data:
+                buffer_at += index
+                buffer = buffer[index:] + data
+                index = 0
+                continue
+            newline = len(buffer)
+            if index >= newline:
+                return
+        line = buffer[index:newline]
+        stripped = line.lstrip(WS)
+        if stripped:
+            yield (
+                buffer_at + index + len(line) - len(stripped),
+                stripped.rstrip(WS),
+                buffer_at + newline + 1,
+            )
+        index = newline + 1
+
+
+def skip_whitespace(fd: int, pos: int, size: int) -> int:
+    """The offset of the first non-whitespace byte of ``fd`` at or after ``pos``."""
+    for data in chunks(fd, pos, size):
+        stripped = data.lstrip(WS)
+        pos += len(data) - len(stripped)
+        if stripped:
+            break
+    return pos

@@ -13,6 +13,60 @@ rules that make it so live here:
 * :func:`layout_ok` tells our layout from another valid array;
 * the lock file's state lines (:func:`state_bytes`, :func:`parse_chain_state`)
   record the first entry's offset and the chain's last ``seq`` and ``hash``.
+
+On-disk layout, and why
+=======================
+
+The naive way (read the array, prepend, rewrite) costs O(file) per entry, and
+writing in place leaves an unreadable file when the writer dies mid-write. JSON
+allows any amount of whitespace between tokens, so the file is::
+
+    [<reserve: spaces>{newest},
+    {older},
+    {oldest}
+    ]
+
+one compact entry per line. A new entry is written with one ``pwrite`` into the
+reserve, immediately in front of the current first entry: a few syscalls per
+batch, whatever the size of the file. When the reserve is too small, the file
+is rewritten once (temp file, ``fsync``, ``os.replace``) with a new reserve as
+large as the entries, so the reserve doubles and the copying cost is O(1) per
+entry amortised (the price: the file is up to about twice the size of its
+entries). Entries of over 4 KiB are also written by a rewrite (see below).
+
+Crash safety: every state of the file is valid JSON
+---------------------------------------------------
+
+* Each in-place ``pwrite`` covers only whitespace of the reserve plus, at most,
+  entries it rewrites, and never crosses a 4 KiB page boundary (an entry that
+  would is moved down to end at the boundary; the gap stays whitespace).
+  Linux can cut a ``write()`` short on ``SIGKILL`` only between pages, so a
+  writer killed at any instant leaves each write done or not done.
+* Between two writes the file is valid: a batch is written oldest entry first,
+  each write adding whole entries in front of the array.
+* A batch whose entries are older than entries already at the front (another
+  process wrote in between) is merged: the overlapping front entries and the
+  batch's older entries are rewritten by one ``pwrite`` inside one page, so no
+  entry is ever duplicated or lost, even transiently; if they do not fit in
+  one page the file is rewritten instead.
+* Rewrites go through a temp file, ``fsync`` and ``os.replace``; readers that
+  opened the old file keep reading the old, complete file.
+* An entry larger than 4 KiB cannot be written in one page, so it is written
+  by a rewrite: O(file) for that entry. UI action entries are a few hundred
+  bytes; keep large payloads (thousands of sample ids) for the JSONL journal.
+
+Readers: every state of the file between two writes is a whole array, but a
+read that races a write within the same page can see that page half copied
+(Linux does not make buffered reads atomic against writes). The library's
+readers (:func:`read_entries`, the ``audit-logging`` command, ``verify``, the
+GCS mirror) therefore take the writers' lock shared while they read
+(:func:`reading_lock`); another reader (``jq``, ``json.load``) that gets a
+parse error while a writer is busy should read again.
+
+Not guaranteed: a power loss or kernel crash may lose the last entries (no
+``fsync`` per entry) and, on filesystems that reorder sector writes, may leave
+a page half written. The next writer then finds the file damaged and sets it
+aside (below) instead of writing into it.
 """
 
 from __future__ import annotations

@@ -25,143 +25,22 @@ listener does with a batch).
 from __future__ import annotations
 
 import atexit
-import itertools
 import logging
 import queue
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final, Literal
 
 from audit_logging._fork import reset_after_fork
 from audit_logging._options import check_choice, check_int, check_number
 from audit_logging._targets import PendingTargets, target_list
-from audit_logging.records import CUTS_KEY, jq_path
-
-_BASE_LEN: Final = len(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
+from audit_logging.snapshot import SNAPSHOT_BUDGET, SNAPSHOT_ITEMS, snapshot, snapshot_record
 
 __all__ = ["SNAPSHOT_BUDGET", "SNAPSHOT_ITEMS", "AuditQueueHandler", "QueueFullPolicy", "snapshot"]
 
 QueueFullPolicy = Literal["block", "drop"]
-
-_IMMUTABLE: Final = frozenset({str, int, float, bool, type(None), bytes, complex})
-#: Most items (list items, object members) the caller's snapshot copies of one container;
-#: a longer one is cut there, and the record says so (its ``truncated`` member).
-SNAPSHOT_ITEMS: Final = 10_000
-#: Most items the snapshot of one record copies in all (nested containers share it).
-SNAPSHOT_BUDGET: Final = 100_000
-#: Most cuts noted one by one on a record; the rest are counted under :data:`MORE_CUTS`.
-MAX_NOTES: Final = 20
-MORE_CUTS: Final = "..."
-# Record attributes never copied: the stdlib's, and what formatters and we add.
-_NOT_COPIED: Final = frozenset(("message", "asctime", CUTS_KEY))
-
-
-class _Copier:
-    """One record's snapshot: the items left to copy, what was cut, containers seen."""
-
-    __slots__ = ("cuts", "left", "memo")
-
-    def __init__(self) -> None:
-        self.left = SNAPSHOT_BUDGET
-        self.cuts: dict[str, str] | None = None
-        self.memo: dict[int, Any] = {}
-
-    def quota(self, n: int) -> int:
-        keep = min(n, SNAPSHOT_ITEMS, max(0, self.left))
-        self.left -= keep
-        return keep
-
-    def cut(self, path: tuple[object, ...], kept: int, total: int, unit: str) -> None:
-        cuts = self.cuts
-        if cuts is None:
-            cuts = self.cuts = {}
-        if len(cuts) < MAX_NOTES:
-            cuts[jq_path(path)] = f"kept {kept} of {total} {unit} (cut when logged)"
-        else:
-            cuts[MORE_CUTS] = f"{int(cuts.get(MORE_CUTS, '0').split()[0]) + 1} more cut"
-
-    def copy(self, value: Any, path: tuple[object, ...]) -> Any:
-        t = type(value)
-        if t in _IMMUTABLE:
-            return value
-        ident = id(value)
-        memo = self.memo
-        if ident in memo:
-            return memo[ident]
-        if isinstance(value, dict):
-            n = len(value)
-            keep = self.quota(n)
-            if keep == n and t is dict:
-                # The common case, a flat dict of numbers or strings: one C-level copy.
-                for v in value.values():
-                    if type(v) not in _IMMUTABLE:
-                        break
-                else:
-                    memo[ident] = out = value.copy()
-                    return out
-            out = {}
-            memo[ident] = out
-            try:
-                for k, v in itertools.islice(value.items(), keep):
-                    if type(v) in _IMMUTABLE:
-                        out[k] = v
-                    elif self.left > 0:
-                        out[k] = self.copy(v, (*path, k))
-                    else:  # the record's budget is spent: cut here, not in every child
-                        break
-            except Exception:  # a mapping that cannot be iterated: keep what we have
-                pass
-            if len(out) < n:
-                self.cut(path, len(out), n, "members")
-            return out
-        if isinstance(value, (list, tuple)):
-            n = len(value)
-            keep = self.quota(n)
-            items = list(value[:keep]) if keep < n else list(value)
-            if t is not tuple:
-                memo[ident] = items
-            for index, v in enumerate(items):
-                if type(v) not in _IMMUTABLE:
-                    if self.left <= 0:  # the record's budget is spent: cut here
-                        del items[index:]
-                        break
-                    items[index] = self.copy(v, (*path, index))
-            if len(items) < n:
-                self.cut(path, len(items), n, "items")
-            return tuple(items) if isinstance(value, tuple) else items
-        if isinstance(value, (set, frozenset)):
-            n = len(value)
-            keep = self.quota(n)
-            kept = itertools.islice(value, keep) if keep < n else value
-            if keep < n:
-                self.cut(path, keep, n, "items")
-            return frozenset(kept) if t is frozenset else set(kept)
-        copy = getattr(value, "copy", None)
-        if copy is not None and type(value).__module__ == "numpy":
-            try:
-                size = int(getattr(value, "size", 1))
-                keep = self.quota(size)
-                if keep < size:  # cut flat: a prefix of the values, still an array
-                    self.cut(path, keep, size, "items")
-                    return value.reshape(-1)[:keep].copy()
-                return copy()
-            except Exception:
-                return value
-        return value
-
-
-def snapshot(value: Any) -> Any:
-    """A copy of ``value`` that later mutation of the original cannot change.
-
-    Containers (dict, list, tuple, set) are copied recursively; numpy arrays
-    with ``copy()``; immutable scalars and other objects are kept as they are.
-    Cycles are preserved, not followed forever. A container longer than
-    :data:`SNAPSHOT_ITEMS` keeps its first items (:meth:`AuditQueueHandler.prepare`
-    notes the cut on the record), so that the caller's cost stays bounded.
-    """
-    return _Copier().copy(value, ())
 
 
 class _FlushRequest:
@@ -293,40 +172,13 @@ class AuditQueueHandler(logging.Handler):
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         """Snapshot, in the caller's thread, what the caller could still change.
 
-        The containers of the ``extra`` keys (audit fields and any other) and
-        of the %-args are copied (containers and numpy values; other objects
-        are kept, as the stdlib does). A container longer than
-        :data:`SNAPSHOT_ITEMS` items (or past :data:`SNAPSHOT_BUDGET` for the
-        whole record) keeps its first items, and the record carries a note
-        of each cut (``{jq path: "kept 10000 of 3000000 items ..."}``) that
-        the writers report, so a huge payload costs the caller milliseconds,
-        not seconds. Nothing is formatted or serialised here: the listener
-        merges the message, and ``exc_info`` stays structured for the writers.
+        See :func:`audit_logging.snapshot.snapshot_record`: the containers of
+        the ``extra`` keys and of the %-args are copied, long ones cut (and
+        the cut noted), so a huge payload costs the caller milliseconds.
+        Nothing is formatted or serialised here: the listener merges the
+        message, and ``exc_info`` stays structured for the writers.
         """
-        d = record.__dict__
-        copier: _Copier | None = None
-        if len(d) > _BASE_LEN:
-            # The keys added after LogRecord.__init__'s own: the caller's extra.
-            for key in itertools.islice(d, _BASE_LEN, None):
-                value = d[key]
-                if type(value) not in _IMMUTABLE and key not in _NOT_COPIED:
-                    if copier is None:
-                        copier = _Copier()
-                    d[key] = copier.copy(value, (key,))
-        args = record.args
-        if args:
-            values = args.values() if isinstance(args, Mapping) else args
-            if any(type(a) not in _IMMUTABLE for a in values):
-                if copier is None:
-                    copier = _Copier()
-                record.args = copier.copy(args, ("args",))
-        if type(record.msg) is not str:
-            if copier is None:
-                copier = _Copier()
-            record.msg = copier.copy(record.msg, ("msg",))
-        if copier is not None and copier.cuts:
-            d[CUTS_KEY] = copier.cuts
-        return record
+        return snapshot_record(record)
 
     def enqueue(self, record: logging.LogRecord) -> None:
         """Put ``record`` on the queue, applying the full-queue policy; starts the listener."""

@@ -42,59 +42,14 @@ exception). ``details`` is a JSON object, ``{}`` when absent; any other value
 is wrapped as ``{"value": ...}``. Values JSON cannot hold are converted by
 :func:`audit_logging.schema.dumps`, never dropped.
 
-On-disk layout, and why
-=======================
+On-disk layout
+==============
 
-The naive way (read the array, prepend, rewrite) costs O(file) per entry, and
-writing in place leaves an unreadable file when the writer dies mid-write. JSON
-allows any amount of whitespace between tokens, so the file is::
-
-    [<reserve: spaces>{newest},
-    {older},
-    {oldest}
-    ]
-
-one compact entry per line. A new entry is written with one ``pwrite`` into the
-reserve, immediately in front of the current first entry: a few syscalls per
-batch, whatever the size of the file. When the reserve is too small, the file
-is rewritten once (temp file, ``fsync``, ``os.replace``) with a new reserve as
-large as the entries, so the reserve doubles and the copying cost is O(1) per
-entry amortised (the price: the file is up to about twice the size of its
-entries). Entries of over 4 KiB are also written by a rewrite (see below).
-
-Crash safety: every state of the file is valid JSON
----------------------------------------------------
-
-* Each in-place ``pwrite`` covers only whitespace of the reserve plus, at most,
-  entries it rewrites, and never crosses a 4 KiB page boundary (an entry that
-  would is moved down to end at the boundary; the gap stays whitespace).
-  Linux can cut a ``write()`` short on ``SIGKILL`` only between pages, so a
-  writer killed at any instant leaves each write done or not done.
-* Between two writes the file is valid: a batch is written oldest entry first,
-  each write adding whole entries in front of the array.
-* A batch whose entries are older than entries already at the front (another
-  process wrote in between) is merged: the overlapping front entries and the
-  batch's older entries are rewritten by one ``pwrite`` inside one page, so no
-  entry is ever duplicated or lost, even transiently; if they do not fit in
-  one page the file is rewritten instead.
-* Rewrites go through a temp file, ``fsync`` and ``os.replace``; readers that
-  opened the old file keep reading the old, complete file.
-* An entry larger than 4 KiB cannot be written in one page, so it is written
-  by a rewrite: O(file) for that entry. UI action entries are a few hundred
-  bytes; keep large payloads (thousands of sample ids) for the JSONL journal.
-
-Readers: every state of the file between two writes is a whole array, but a
-read that races a write within the same page can see that page half copied
-(Linux does not make buffered reads atomic against writes). The library's
-readers (:func:`read_entries`, the ``audit-logging`` command, ``verify``, the
-GCS mirror) therefore take the writers' lock shared while they read
-(:func:`reading_lock`); another reader (``jq``, ``json.load``) that gets a
-parse error while a writer is busy should read again.
-
-Not guaranteed: a power loss or kernel crash may lose the last entries (no
-``fsync`` per entry) and, on filesystems that reorder sector writes, may leave
-a page half written. The next writer then finds the file damaged and sets it
-aside (below) instead of writing into it.
+One JSON array, one compact entry per line, with a reserve of spaces in
+front of the first entry where new entries are written in place (one
+``pwrite`` per page), so that every state of the file is valid JSON, also
+after ``kill -9``; see :mod:`audit_logging.array_layout` for the layout, why
+it is crash-safe, and what is not guaranteed.
 
 Several processes and handlers
 ------------------------------
@@ -146,6 +101,8 @@ from audit_logging.array_file import (
     read_entries,
     reading_lock,
     recorded_seq,
+    scan_lines,
+    skip_whitespace,
 )
 from audit_logging.array_layout import (
     CHAIN_STATE_SIZE,
@@ -347,7 +304,7 @@ class JsonArrayHandler(FileAuditWriter):
         oldest = batch[-1].ts
         displaced: list[Entry] = []
         pos, comma = size, False
-        for item_offset, item, next_offset in self._lines(front, size):
+        for item_offset, item, next_offset in scan_lines(self._fd, front, size):
             if item.startswith(b"]"):
                 pos, comma = item_offset, False
                 break
@@ -363,46 +320,6 @@ class JsonArrayHandler(FileAuditWriter):
         merged = merge(batch, displaced)
         head = b",\n".join(e.body for e in merged) + (b",\n" if comma else b"\n")
         return self._write_new_file(head, rest_from=pos, rest_size=size - pos)
-
-    def _lines(self, start: int, size: int) -> Iterator[tuple[int, bytes, int]]:
-        """``(offset of stripped line, stripped line, offset of next line)`` from ``start``."""
-        buffer = b""
-        buffer_at = start  # file offset of buffer[0]
-        index = 0
-        while True:
-            newline = buffer.find(b"\n", index)
-            if newline < 0:
-                read_at = buffer_at + len(buffer)
-                data = (
-                    os.pread(self._fd, min(_CHUNK, size - read_at), read_at)
-                    if read_at < size
-                    else b""
-                )
-                if data:
-                    buffer_at += index
-                    buffer = buffer[index:] + data
-                    index = 0
-                    continue
-                newline = len(buffer)
-                if index >= newline:
-                    return
-            line = buffer[index:newline]
-            stripped = line.lstrip(WS)
-            if stripped:
-                yield (
-                    buffer_at + index + len(line) - len(stripped),
-                    stripped.rstrip(WS),
-                    buffer_at + newline + 1,
-                )
-            index = newline + 1
-
-    def _skip_ws(self, pos: int, size: int) -> int:
-        for data in chunks(self._fd, pos, size):
-            stripped = data.lstrip(WS)
-            pos += len(data) - len(stripped)
-            if stripped:
-                break
-        return pos
 
     def _write_new_file(self, head: bytes, rest_from: int = 0, rest_size: int = 0) -> int:
         """Write ``[`` + reserve + ``head`` + the old file's bytes ``[rest_from, +rest_size)``.
@@ -532,7 +449,7 @@ class JsonArrayHandler(FileAuditWriter):
                 if blank and os.pread(fd, 1, front) in (b"{", b"]"):
                     return front
         # A writer died before saving the state, or it is missing: scan the reserve.
-        return self._skip_ws(1, size)
+        return skip_whitespace(self._fd, 1, size)
 
     def _save_front(self, front: int, tail: tuple[int, bytes] | None = None) -> None:
         """Record the first entry's offset and, when known, the chain's last ``(seq, hash)``.

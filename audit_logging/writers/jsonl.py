@@ -39,13 +39,7 @@ from audit_logging._files import (
     replace_atomically,
 )
 from audit_logging.chain import GENESIS, digest_path, hasher_from_env, link_lines, predecessor
-from audit_logging.records import (
-    CUTS_KEY,
-    did_you_mean,
-    journal_context,
-    journal_fields,
-    truncate_fields,
-)
+from audit_logging.records import CUTS_KEY, did_you_mean, journal_context, journal_fields
 from audit_logging.schema import (
     EVENT_KEY,
     JOURNAL_USER_FIELDS,
@@ -58,6 +52,7 @@ from audit_logging.schema import (
     session_id,
     utc_now,
 )
+from audit_logging.truncate import truncate_fields
 from audit_logging.writers._base import AuditWriter, UnwrittenRecords
 
 __all__ = ["JsonlHandler"]
