@@ -108,6 +108,7 @@ _BASE_ATTRIBUTES: Final = tuple(logging.LogRecord("", 0, "", 0, "", None, None).
 # LogRecord.__init__ sets its attributes first; makeRecord adds the caller's
 # ``extra`` after them, so only the keys past these need looking at.
 _BASE_LEN: Final = len(_BASE_ATTRIBUTES)
+_islice: Final = itertools.islice
 #: Record attributes that are never the caller's extra keys.
 NOT_EXTRA: Final = frozenset(
     (*_BASE_ATTRIBUTES, *AUDIT_EXTRA_KEYS, "message", "asctime", "taskName", CUTS_KEY)
@@ -123,13 +124,10 @@ def extra_fields(record: logging.LogRecord) -> dict[str, Any] | None:
     d = record.__dict__
     if len(d) <= _BASE_LEN:
         return None
-    out: dict[str, Any] | None = None
-    for key in itertools.islice(d, _BASE_LEN, None):
-        if key not in NOT_EXTRA and type(key) is str:
-            if out is None:
-                out = {}
-            out[key] = d[key]
-    return out
+    tail = list(itertools.islice(d, _BASE_LEN, None))
+    if NOT_EXTRA.issuperset(tail):  # the common case, one C-level test
+        return None
+    return {key: d[key] for key in tail if key not in NOT_EXTRA and type(key) is str} or None
 
 
 # --------------------------------------------------------------------------- journal
@@ -161,7 +159,12 @@ def journal_fields(record: logging.LogRecord) -> dict[str, Any]:
             if record.exc_info or record.exc_text or record.stack_info
             else None
         ),
-        "extra": extra_fields(record) if len(d) > _BASE_LEN else None,
+        # Most records carry no extra key: one C-level test, no call.
+        "extra": (
+            extra_fields(record)
+            if len(d) > _BASE_LEN and not NOT_EXTRA.issuperset(_islice(d, _BASE_LEN, None))
+            else None
+        ),
     }
 
 

@@ -156,10 +156,20 @@ def snapshot_record(record: logging.LogRecord) -> logging.LogRecord:
     if len(d) > _BASE_LEN:
         for key in itertools.islice(d, _BASE_LEN, None):
             value = d[key]
-            if type(value) not in _IMMUTABLE and key not in _NOT_COPIED:
-                if copier is None:
-                    copier = _Copier()
-                d[key] = copier.copy(value, (key,))
+            t = type(value)
+            if t in _IMMUTABLE or key in _NOT_COPIED:
+                continue
+            if t is dict and len(value) <= SNAPSHOT_ITEMS:
+                # The common case, a flat dict of numbers or strings: one C-level copy.
+                for v in value.values():
+                    if type(v) not in _IMMUTABLE:
+                        break
+                else:
+                    d[key] = value.copy()
+                    continue
+            if copier is None:
+                copier = _Copier()
+            d[key] = copier.copy(value, (key,))
     args = record.args
     if args:
         values = args.values() if isinstance(args, Mapping) else args
