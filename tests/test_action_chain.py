@@ -34,8 +34,8 @@ def record(i: int, created: float | None = None, **extra: Any) -> logging.LogRec
 
 def write_both(directory: Path, n: int, **options: Any) -> tuple[Path, Path]:
     """``n`` events into audit_log.json and a chained audit_log.csv, one batch each."""
-    array = JsonArrayHandler(directory / "audit_log.json", **options)
-    sheet = CsvHandler(directory / "audit_log.csv", chain=True, **options)
+    array = JsonArrayHandler(directory=directory, **options)
+    sheet = CsvHandler(directory=directory, chain=True, **options)
     for i in range(n):
         array.handle_batch([record(i)])
         sheet.handle_batch([record(i)])
@@ -68,7 +68,7 @@ def array_lines(path: Path) -> list[bytes]:
 
 
 def test_array_entries_end_with_seq_and_hash_chained_in_write_order(tmp_path: Path) -> None:
-    handler = JsonArrayHandler(tmp_path / "audit_log.json")
+    handler = JsonArrayHandler(directory=tmp_path)
     handler.handle_batch([record(0), record(1)])
     handler.handle_batch([record(2, created=1_000_000.0)])  # older: merged below the others
     handler.close()
@@ -89,7 +89,7 @@ def test_array_entries_end_with_seq_and_hash_chained_in_write_order(tmp_path: Pa
 
 
 def test_chained_csv_has_two_trailing_columns_hashed_over_the_row_bytes(tmp_path: Path) -> None:
-    handler = CsvHandler(tmp_path / "audit_log.csv", chain=True)
+    handler = CsvHandler(directory=tmp_path, chain=True)
     text = 'multi\r\nline, "quoted" ü'
     handler.handle_batch([record(0, error=text), record(1)])
     handler.close()
@@ -110,7 +110,7 @@ def test_chained_csv_has_two_trailing_columns_hashed_over_the_row_bytes(tmp_path
 
 
 def test_default_csv_stays_exactly_five_columns(tmp_path: Path) -> None:
-    handler = CsvHandler(tmp_path / "audit_log.csv")
+    handler = CsvHandler(directory=tmp_path)
     handler.handle_batch([record(0), record(1)])
     handler.close()
     data = (tmp_path / "audit_log.csv").read_bytes()
@@ -128,10 +128,10 @@ def test_default_csv_stays_exactly_five_columns(tmp_path: Path) -> None:
 def test_a_chained_handler_keeps_an_unchained_files_columns_and_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plain = CsvHandler(tmp_path / "audit_log.csv")
+    plain = CsvHandler(directory=tmp_path)
     plain.handle_batch([record(0)])
     plain.close()
-    chained = CsvHandler(tmp_path / "audit_log.csv", chain=True)
+    chained = CsvHandler(directory=tmp_path, chain=True)
     chained.handle_batch([record(1)])
     chained.handle_batch([record(2)])
     chained.close()
@@ -157,7 +157,7 @@ def test_the_chain_continues_when_the_writer_state_is_lost(tmp_path: Path) -> No
 
 def test_an_unchained_writer_in_between_is_caught_and_the_chain_goes_on(tmp_path: Path) -> None:
     write_both(tmp_path, 3)
-    JsonArrayHandler(tmp_path / "audit_log.json", chain=False).handle_batch([record(99)])
+    JsonArrayHandler(directory=tmp_path, chain=False).handle_batch([record(99)])
     write_both(tmp_path, 2)
     entries = [json.loads(line) for line in array_lines(tmp_path / "audit_log.json")]
     assert [e.get("seq") for e in entries] == [5, 4, None, 3, 2, 1]

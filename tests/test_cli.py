@@ -296,7 +296,7 @@ def test_readers_wait_for_batches_being_appended(tmp_path: Path, logger: logging
     from audit_logging.reader import discover, summarize
 
     logger.addHandler(JsonlHandler(tmp_path))
-    logger.addHandler(CsvHandler(tmp_path / "audit_log.csv"))
+    logger.addHandler(CsvHandler(directory=tmp_path))
     for i in range(3):
         logger.info(
             "m", extra={"event": "TRAINING_PROGRESS", "action_type": "train", "details": {"i": i}}

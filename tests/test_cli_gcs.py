@@ -87,7 +87,7 @@ def test_verify_chooses_the_bucket_s_files_as_it_chooses_a_folder_s(
     from audit_logging import JsonArrayHandler
 
     folder = tmp_path / "run"
-    logger.addHandler(JsonArrayHandler(folder / "audit_log.json"))
+    logger.addHandler(JsonArrayHandler(directory=folder))
     logger.info("a", extra={"action_type": "train"})
     (folder / "metrics.json").write_text('{"accuracy": 0.9}')  # not a log: not verified
     (folder / "data.csv").write_text("a,b\n1,2\n")

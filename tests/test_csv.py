@@ -29,7 +29,7 @@ def record(action: Any = "hp_change", **extra: Any) -> logging.LogRecord:
 
 @pytest.fixture
 def handler(tmp_path: Path) -> Any:
-    h = CsvHandler(tmp_path / "audit_log.csv")
+    h = CsvHandler(directory=tmp_path)
     yield h
     h.close()
 
@@ -52,7 +52,7 @@ def test_header_once_rows_in_append_order_details_as_json(
         [record("query_execute", status="failed", error="Invalid query syntax"), record("pause")]
     )
     handler.close()
-    again = CsvHandler(tmp_path / "audit_log.csv")  # a restart does not repeat the header
+    again = CsvHandler(directory=tmp_path)  # a restart does not repeat the header
     again.handle_batch([record("resume")])
     again.close()
     rows = read_rows(tmp_path / "audit_log.csv")

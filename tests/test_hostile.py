@@ -185,8 +185,8 @@ def test_planted_secrets_never_reach_any_output(tmp_path: Path, logger: logging.
 def test_an_exception_that_cannot_be_printed_holds_back_no_action(
     tmp_path: Path, logger: logging.Logger
 ) -> None:
-    array = JsonArrayHandler(tmp_path / "audit_log.json")
-    sheet = CsvHandler(tmp_path / "audit_log.csv")
+    array = JsonArrayHandler(directory=tmp_path)
+    sheet = CsvHandler(directory=tmp_path)
     logger.addHandler(array)
     logger.addHandler(sheet)
     try:
@@ -205,8 +205,8 @@ def test_an_exception_that_cannot_be_printed_holds_back_no_action(
 def test_a_record_that_cannot_be_rendered_is_rejected_not_retried(
     tmp_path: Path, logger: logging.Logger
 ) -> None:
-    array = JsonArrayHandler(tmp_path / "audit_log.json")
-    sheet = CsvHandler(tmp_path / "audit_log.csv")
+    array = JsonArrayHandler(directory=tmp_path)
+    sheet = CsvHandler(directory=tmp_path)
 
     def break_time(record: logging.LogRecord) -> bool:
         if record.getMessage() == "broken":
@@ -244,8 +244,8 @@ def test_a_dict_that_contains_itself_is_written_everywhere_with_cycle_markers(
     loop["nested"] = {"up": loop, "password": "hunter2"}
     writers = [
         JsonlHandler(directory=tmp_path),
-        JsonArrayHandler(tmp_path / "audit_log.json"),
-        CsvHandler(tmp_path / "audit_log.csv"),
+        JsonArrayHandler(directory=tmp_path),
+        CsvHandler(directory=tmp_path),
         WarningFileHandler(tmp_path / "warnings"),
     ]
     record = logging.LogRecord("t", logging.INFO, "", 0, "loop", None, None)

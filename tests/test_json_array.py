@@ -55,7 +55,7 @@ def record(
 
 @pytest.fixture
 def handler(tmp_path: Path) -> Any:
-    h = JsonArrayHandler(tmp_path / "audit_log.json")
+    h = JsonArrayHandler(directory=tmp_path)
     yield h
     h.close()
 
@@ -251,15 +251,15 @@ def test_a_removed_lock_file_is_made_again_and_used_by_every_writer(
     lock.unlink()
     handler.handle_batch([record("b")])
     assert lock.exists()  # others lock the file at the path, so must we
-    other = JsonArrayHandler(tmp_path / "audit_log.json")
+    other = JsonArrayHandler(directory=tmp_path)
     other.handle_batch([record("c")])
     other.close()
     assert [e["action_type"] for e in strict_load(tmp_path / "audit_log.json")] == ["c", "b", "a"]
 
 
 def test_two_handlers_on_one_file_keep_everything(tmp_path: Path) -> None:
-    a = JsonArrayHandler(tmp_path / "audit_log.json")
-    b = JsonArrayHandler(tmp_path / "audit_log.json")
+    a = JsonArrayHandler(directory=tmp_path)
+    b = JsonArrayHandler(directory=tmp_path)
     try:
         for i in range(300):
             (a if i % 3 else b).handle_batch([record(details={"i": i})])
@@ -279,9 +279,9 @@ def test_files_are_private_by_default(tmp_path: Path, handler: JsonArrayHandler)
 
 BURST = textwrap.dedent(
     """
-    import logging, sys
+    import logging, os, sys
     from audit_logging.writers.json_array import JsonArrayHandler
-    h = JsonArrayHandler(sys.argv[1])
+    h = JsonArrayHandler(directory=os.path.dirname(sys.argv[1]), filename=os.path.basename(sys.argv[1]))
     def rec(i):
         r = logging.LogRecord("w", 20, "", 0, "m", None, None)
         r.action_type = "hp_change"
