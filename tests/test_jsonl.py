@@ -254,3 +254,32 @@ def test_extra_keys_that_are_not_audit_fields_are_kept_under_extra(
     assert list(first)[: len(JOURNAL_FIELDS)] == list(JOURNAL_FIELDS)
     assert second["extra"] is None  # present, null when there are none
     assert "taskName" not in json.dumps(first["extra"])  # standard attributes are not extras
+
+
+@pytest.mark.parametrize(
+    ("cls", "option", "value"),
+    [
+        ("JsonlHandler", "max_record_bytes", "big"),
+        ("JsonlHandler", "chain", "false"),
+        ("JsonArrayHandler", "hmac_key", 42),
+        ("CsvHandler", "secret_keys", "password"),
+        ("WarningFileHandler", "max_files_per_type", "10"),
+    ],
+)
+def test_a_writer_option_of_the_wrong_type_fails_when_dictconfig_builds_it(
+    tmp_path: Path, cls: str, option: str, value: object
+) -> None:
+    import logging.config
+
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {
+            "w": {"class": f"audit_logging.{cls}", "directory": str(tmp_path), option: value}
+        },
+    }
+    with pytest.raises(ValueError, match="Unable to configure handler 'w'") as info:
+        logging.config.dictConfig(config)
+    assert isinstance(info.value.__cause__, TypeError)
+    assert f"{cls}: {option} must be" in str(info.value.__cause__)
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -32,6 +32,7 @@ from typing import ClassVar, TypeVar
 
 from audit_logging._files import append_whole, locked_for_writing, open_append
 from audit_logging._fork import reset_after_fork
+from audit_logging._options import check_writer_options
 from audit_logging.chain import hasher_from_env
 from audit_logging.records import record_time, rejected_line
 from audit_logging.redact import Redactor
@@ -69,6 +70,14 @@ class AuditWriter(logging.Handler):
         redact: bool = True,
         secret_keys: Iterable[str] | None = None,
     ) -> None:
+        # Wrong types fail here, when dictConfig builds the writer, not at the first record.
+        check_writer_options(
+            type(self).__name__,
+            file_mode=file_mode,
+            dir_mode=dir_mode,
+            redact=redact,
+            secret_keys=secret_keys,
+        )
         super().__init__(level)
         self.file_mode = file_mode
         self.dir_mode = dir_mode
@@ -285,6 +294,7 @@ class FileAuditWriter(AuditWriter):
         redact: bool = True,
         secret_keys: Iterable[str] | None = None,
     ) -> None:
+        check_writer_options(type(self).__name__, chain=chain, hmac_key=hmac_key)
         super().__init__(
             level, file_mode=file_mode, dir_mode=dir_mode, redact=redact, secret_keys=secret_keys
         )

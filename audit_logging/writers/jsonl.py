@@ -38,6 +38,7 @@ from audit_logging._files import (
     open_append,
     replace_atomically,
 )
+from audit_logging._options import check_writer_options
 from audit_logging.chain import GENESIS, digest_path, hasher_from_env, link_lines, predecessor
 from audit_logging.records import CUTS_KEY, did_you_mean, journal_context, journal_fields
 from audit_logging.schema import (
@@ -155,6 +156,15 @@ class JsonlHandler(AuditWriter):
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
     ) -> None:
+        check_writer_options(
+            type(self).__name__,
+            prefix=prefix,
+            per_session=per_session,
+            chain=chain,
+            hmac_key=hmac_key,
+            digest_interval=digest_interval,
+            max_record_bytes=max_record_bytes,
+        )
         super().__init__(
             level, file_mode=file_mode, dir_mode=dir_mode, redact=redact, secret_keys=secret_keys
         )

@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from audit_logging._files import create_temp, fsync_directory, write_all
+from audit_logging._options import check_writer_options
 from audit_logging.records import warning_body
 from audit_logging.schema import WARNING_KEY
 from audit_logging.writers._base import AuditWriter, UnwrittenRecords
@@ -245,8 +246,15 @@ class WarningFileHandler(AuditWriter):
             ("max_age_days", max_age_days),
             ("max_total_bytes", max_total_bytes),
         ):
-            if limit is not None and limit <= 0:
+            # Wrong types are check_writer_options's to name.
+            if isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit <= 0:
                 raise ValueError(f"{name} must be positive or None, not {limit!r}")
+        check_writer_options(
+            type(self).__name__,
+            max_files_per_type=max_files_per_type,
+            max_age_days=max_age_days,
+            max_total_bytes=max_total_bytes,
+        )
         self.directory = os.fspath(directory)
         self.max_files_per_type = max_files_per_type
         self.max_age_days = max_age_days
