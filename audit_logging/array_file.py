@@ -1,4 +1,5 @@
-"""Reading an ``audit_log.json`` that writers may be busy with: under their lock, whole.
+"""The ``audit_log.json`` file outside the handler: reading it under the writers' lock, whole,
+and writing a new one (:func:`write_new_array`, the rewrite that regrows the reserve).
 
 :class:`~audit_logging.writers.json_array.JsonArrayHandler` writers serialise
 on an exclusive lock of the sibling ``.{name}.lock`` file (:func:`lock_path_for`);
@@ -15,8 +16,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from audit_logging._files import chunks, shared_lock
-from audit_logging.array_layout import CHAIN_STATE_SIZE, STATE_SIZE, WS, parse_chain_state
+from audit_logging._files import chunks, create_temp, fsync_directory, pwrite_all, shared_lock
+from audit_logging.array_layout import CHAIN_STATE_SIZE, PAGE, STATE_SIZE, WS, parse_chain_state
 
 __all__ = [
     "CorruptAuditFileError",
@@ -27,8 +28,10 @@ __all__ = [
     "recorded_seq",
     "scan_lines",
     "skip_whitespace",
+    "write_new_array",
 ]
 
+_MIN_RESERVE = 4 * PAGE - 1  # so that the first entry starts on a page boundary
 _CHUNK = 1024 * 1024
 
 
@@ -140,3 +143,54 @@ def skip_whitespace(fd: int, pos: int, size: int) -> int:
         if stripped:
             break
     return pos
+
+
+def write_new_array(
+    path: str, old_fd: int, head: bytes, rest_from: int, rest_size: int, file_mode: int
+) -> tuple[int, int]:
+    """Write ``[``, a reserve, ``head``, then ``old_fd``'s ``[rest_from, +rest_size)`` to ``path``.
+
+    The reserve is at least as large as the entries (so it doubles as the
+    file grows: O(1) copying per entry, amortised) and ends on a page
+    boundary, where the first entry starts. The new file is written beside
+    ``path`` (:func:`~audit_logging._files.create_temp`), synced, and renamed
+    over it; readers see the old file or the new one. Returns the new file's
+    descriptor (read-write) and the offset of its first entry. ``old_fd`` is
+    ``-1`` for a new file (then the array is empty unless ``head`` holds
+    entries, closed by ``]``).
+    """
+    body = len(head) + rest_size
+    reserve = max(_MIN_RESERVE, body)
+    reserve = -(-(reserve + 1) // PAGE) * PAGE - 1  # first entry on a page boundary
+    tmp, new = create_temp(path, file_mode, os.O_RDWR)
+    try:
+        if old_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.fchmod(new, os.fstat(old_fd).st_mode & 0o7777)
+        spaces = b" " * min(reserve, _CHUNK)
+        offset = 0
+        pwrite_all(new, b"[", offset)
+        offset += 1
+        left = reserve
+        while left:
+            n = min(left, len(spaces))
+            pwrite_all(new, spaces[:n], offset)
+            offset += n
+            left -= n
+        pwrite_all(new, head, offset)
+        offset += len(head)
+        if old_fd >= 0:
+            for data in chunks(old_fd, rest_from, rest_from + rest_size):
+                pwrite_all(new, data, offset)
+                offset += len(data)
+        if rest_size == 0:
+            pwrite_all(new, b"]\n", offset)
+        os.fsync(new)
+        os.replace(tmp, path)
+    except BaseException:
+        os.close(new)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_directory(os.path.dirname(path) or ".")
+    return new, 1 + reserve

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from audit_logging import _git_head as git_head
 from audit_logging.queue import AuditQueueHandler
 from audit_logging.schema import WARNING_FIELDS
-from audit_logging.writers import warnings as warnings_module
 from audit_logging.writers.warnings import NAME_RE, WarningFileHandler
 
 T0 = float((int(time.time()) // 86400 - 1) * 86400)  # yesterday 00:00:00 UTC: within max_age
@@ -57,7 +57,7 @@ def in_tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
-    warnings_module._commit_cache.clear()
+    git_head._commit_cache.clear()
     return work
 
 
@@ -144,7 +144,7 @@ def test_git_commit_given_or_head_of_the_working_repository(
         ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
     monkeypatch.chdir(repo)
-    warnings_module._commit_cache.clear()
+    git_head._commit_cache.clear()
     out = tmp_path / "w"
     logger.addHandler(WarningFileHandler(directory=out))
     logger.warning("from head", extra={"warning_type": "a"})

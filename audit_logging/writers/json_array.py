@@ -86,9 +86,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from audit_logging._files import (
     chunks,
-    create_temp,
     ensure_directory,
-    fsync_directory,
     locked_for_writing,
     open_created,
     open_existing,
@@ -103,6 +101,7 @@ from audit_logging.array_file import (
     recorded_seq,
     scan_lines,
     skip_whitespace,
+    write_new_array,
 )
 from audit_logging.array_layout import (
     CHAIN_STATE_SIZE,
@@ -139,8 +138,6 @@ __all__ = [
     "recorded_seq",
 ]
 
-_MIN_RESERVE = 4 * PAGE - 1  # so that the first entry starts on a page boundary
-_CHUNK = 1024 * 1024
 _SPACES = b" " * (2 * PAGE)
 _EMPTY_CHAIN = (0, GENESIS.encode("ascii"))
 
@@ -322,50 +319,18 @@ class JsonArrayHandler(FileAuditWriter):
         return self._write_new_file(head, rest_from=pos, rest_size=size - pos)
 
     def _write_new_file(self, head: bytes, rest_from: int = 0, rest_size: int = 0) -> int:
-        """Write ``[`` + reserve + ``head`` + the old file's bytes ``[rest_from, +rest_size)``.
+        """Replace the file by a new one (:func:`write_new_array`); ``self._fd`` then refers to it.
 
-        Returns the offset of the first entry. The new file replaces the old one
-        atomically; ``self._fd`` then refers to it.
+        Returns the offset of the first entry.
         """
-        body = len(head) + rest_size
-        reserve = max(_MIN_RESERVE, body)
-        reserve = -(-(reserve + 1) // PAGE) * PAGE - 1  # first entry on a page boundary
-        directory = os.path.dirname(self.path) or "."
-        tmp, new = create_temp(self.path, self.file_mode, os.O_RDWR)
-        try:
-            if self._fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.fchmod(new, os.fstat(self._fd).st_mode & 0o7777)
-            spaces = b" " * min(reserve, _CHUNK)
-            offset = 0
-            pwrite_all(new, b"[", offset)
-            offset += 1
-            left = reserve
-            while left:
-                n = min(left, len(spaces))
-                pwrite_all(new, spaces[:n], offset)
-                offset += n
-                left -= n
-            pwrite_all(new, head, offset)
-            offset += len(head)
-            for data in chunks(self._fd, rest_from, rest_from + rest_size):
-                pwrite_all(new, data, offset)
-                offset += len(data)
-            if rest_size == 0:
-                pwrite_all(new, b"]\n", offset)
-            os.fsync(new)
-            os.replace(tmp, self.path)
-        except BaseException:
-            os.close(new)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        fsync_directory(directory)
+        new, front = write_new_array(
+            self.path, self._fd, head, rest_from, rest_size, self.file_mode
+        )
         if self._fd >= 0:
             os.close(self._fd)
         self._fd = new
         self._ino = os.fstat(new).st_ino
-        return 1 + reserve
+        return front
 
     # ------------------------------------------------------------------ opening / state
 

@@ -53,31 +53,27 @@ Design choices, and why:
 
 from __future__ import annotations
 
-import bisect
 import calendar
 import errno
 import hashlib
-import importlib.util
 import json
 import logging
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from audit_logging._files import create_temp, fsync_directory, write_all
+from audit_logging._git_head import COMMIT_TTL, current_commit
 from audit_logging._options import check_writer_options
 from audit_logging.records import warning_body
 from audit_logging.schema import WARNING_KEY
 from audit_logging.writers._base import AuditWriter, UnwrittenRecords
+from audit_logging.writers._warning_index import WarningIndex
 
 __all__ = ["COMMIT_TTL", "WarningFileHandler", "current_commit", "warning_filename"]
 
-#: Seconds a looked-up ``HEAD`` commit is reused before it is read again.
-COMMIT_TTL: Final = 30.0
 #: Seconds between two full scans of the folder (reconciling with other processes).
 RESCAN_SECONDS: Final = 60.0
 #: Age after which a leftover temporary file (a writer killed mid-write) is removed.
@@ -90,45 +86,6 @@ NAME_RE: Final = re.compile(
     r"(?P<ts>\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)_(?P<type>[a-z0-9_]+)_(?P<fp>[0-9a-f]{8})"
     r"(?:_(?P<n>\d{4,}))?\.json"
 )
-
-
-# --------------------------------------------------------------------------- git commit
-
-_commit_cache: dict[str, tuple[float, str | None]] = {}
-_commit_lock = threading.Lock()
-
-
-def current_commit(path: str | None = None) -> str | None:
-    """``HEAD`` of the repository holding ``path`` (the working directory), or ``None``.
-
-    ``None`` when gitpython is not installed, ``path`` is not in a repository,
-    or the repository has no commit yet. Cached for :data:`COMMIT_TTL` seconds.
-    """
-    key = os.path.abspath(path if path is not None else os.curdir)
-    now = time.monotonic()
-    with _commit_lock:
-        cached = _commit_cache.get(key)
-        if cached is not None and now - cached[0] < COMMIT_TTL:
-            return cached[1]
-    commit = _read_head(key)
-    with _commit_lock:
-        _commit_cache[key] = (now, commit)
-    return commit
-
-
-def _read_head(path: str) -> str | None:
-    if importlib.util.find_spec("git") is None:
-        return None
-    # Without a git binary, importing gitpython raises unless told to stay quiet;
-    # reading HEAD needs no binary.
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    try:
-        import git
-
-        with git.Repo(path, search_parent_directories=True) as repo:
-            return str(repo.head.commit.hexsha)
-    except Exception:  # not a repository, no commits, unreadable: no commit to report
-        return None
 
 
 # --------------------------------------------------------------------------- names
@@ -151,57 +108,6 @@ def warning_filename(created: float, warning_type: str, fingerprint: str, n: int
 
 def _utc_seconds(stamp: str) -> float:
     return float(calendar.timegm(time.strptime(stamp, "%Y-%m-%d_%H-%M-%S")))
-
-
-# --------------------------------------------------------------------------- index
-
-
-@dataclass
-class _Index:
-    """What we know of the folder: per type, names oldest first, and their sizes.
-
-    Names sort by their second; within one second (where the name order is by
-    fingerprint), by modification time, then name: a file's mtime is when it
-    was written, except after a checkout, when whole seconds apart matter more.
-    """
-
-    names: dict[str, list[str]] = field(default_factory=dict)
-    sizes: dict[str, int] = field(default_factory=dict)
-    mtimes: dict[str, int] = field(default_factory=dict)
-    total: int = 0
-
-    def key(self, name: str) -> tuple[str, int, str]:
-        return (name[:19], self.mtimes.get(name, 0), name)
-
-    def add(self, wtype: str, name: str, size: int, mtime_ns: int) -> None:
-        if name in self.sizes:
-            return
-        self.sizes[name] = size
-        self.mtimes[name] = mtime_ns
-        self.total += size
-        bisect.insort(self.names.setdefault(wtype, []), name, key=self.key)
-
-    def remove(self, wtype: str, name: str) -> None:
-        size = self.sizes.pop(name, None)
-        if size is None:
-            return
-        self.total -= size
-        try:
-            self.names.get(wtype, []).remove(name)
-        except ValueError:
-            pass
-        self.mtimes.pop(name, None)
-
-    def oldest(self, keep: str = "") -> tuple[str, str] | None:
-        """The (type, name) of the oldest file of any type other than ``keep``."""
-        best: tuple[str, str] | None = None
-        for wtype, names in self.names.items():
-            for name in names[:2]:  # keep may be first; then the second is the oldest other
-                if name != keep:
-                    if best is None or self.key(name) < self.key(best[1]):
-                        best = (wtype, name)
-                    break
-        return best
 
 
 # --------------------------------------------------------------------------- handler
@@ -263,7 +169,7 @@ class WarningFileHandler(AuditWriter):
         self.files_deleted = 0
         #: Deletions that failed for another reason than "already gone".
         self.retention_errors = 0
-        self._index: _Index | None = None
+        self._index: WarningIndex | None = None
         self._scanned_at = 0.0
         self._dir_mtime: int | None = None
         self._next_n: dict[str, int] = {}
@@ -360,7 +266,7 @@ class WarningFileHandler(AuditWriter):
     # ------------------------------------------------------------------ retention
 
     def _rescan(self) -> None:
-        index = _Index()
+        index = WarningIndex()
         now = time.time()
         try:
             entries = list(os.scandir(self.directory))
@@ -390,7 +296,7 @@ class WarningFileHandler(AuditWriter):
         except OSError:
             return None
 
-    def _over_limits(self, index: _Index, wtype: str, now: float) -> bool:
+    def _over_limits(self, index: WarningIndex, wtype: str, now: float) -> bool:
         if self.max_total_bytes is not None and index.total > self.max_total_bytes:
             return True
         names = index.names.get(wtype, [])
@@ -460,7 +366,7 @@ class WarningFileHandler(AuditWriter):
                 self._delete(index, *oldest)
         self._dir_mtime = self._folder_mtime()
 
-    def _delete(self, index: _Index, wtype: str, name: str) -> None:
+    def _delete(self, index: WarningIndex, wtype: str, name: str) -> None:
         index.remove(wtype, name)
         try:
             os.unlink(os.path.join(self.directory, name))
