@@ -49,6 +49,7 @@ __all__ = [
     "event_name",
     "format_timestamp",
     "is_known_event",
+    "known_event_names",
     "known_events",
     "register_event",
     "safe_str",
@@ -240,6 +241,11 @@ def event_name(value: object) -> str | None:
 
 def is_known_event(name: str) -> bool:
     return name in _known_events
+
+
+#: The standard and registered event names, as one set that :func:`register_event`
+#: updates in place (for a writer's per-record test, without a call).
+known_event_names: Final[set[str]] = _known_events
 
 
 # --------------------------------------------------------------------------- context
@@ -458,12 +464,28 @@ else:  # pragma: no cover - run in a subprocess by test_schema.py (orjson blocke
     JSON_BACKEND = "json"
 
 
-def dumps_unescaped(obj: Any) -> bytes:
-    """:func:`dumps` without escaping U+2028/U+2029, for writers that escape a whole batch."""
+_REFUSED: Final = (TypeError, ValueError, RecursionError, UnicodeError, OverflowError)
+
+
+def _dumps_any(obj: Any) -> bytes:
     try:
         return _dumps_fast(obj)
-    except (TypeError, ValueError, RecursionError, UnicodeError, OverflowError):
+    except _REFUSED:
         return _dumps_fast(to_jsonable(obj))
+
+
+if JSON_BACKEND == "orjson":
+
+    def dumps_unescaped(obj: Any) -> bytes:
+        """:func:`dumps` without escaping U+2028/U+2029, for writers that escape a whole batch."""
+        # The common case in one call (a line per record: no layer of ours in between).
+        try:
+            return orjson.dumps(obj, to_jsonable, _ORJSON_OPTIONS)
+        except _REFUSED:
+            return _dumps_any(obj)
+
+else:  # pragma: no cover - run in a subprocess by test_schema.py (orjson blocked)
+    dumps_unescaped = _dumps_any
 
 
 def dumps(obj: Any) -> bytes:

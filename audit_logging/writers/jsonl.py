@@ -49,7 +49,7 @@ from audit_logging.schema import (
     dumps_unescaped,
     escape_line_separators,
     event_name,
-    is_known_event,
+    known_event_names,
     session_id,
     utc_now,
 )
@@ -210,11 +210,12 @@ class JsonlHandler(AuditWriter):
         context = b""
         bodies: list[bytes] = []
         owners: list[logging.LogRecord] = []
+        known = known_event_names
         for record in records:
             name = record.__dict__[EVENT_KEY]
             if type(name) is not str:
                 name = event_name(name)
-            if name is None or not is_known_event(name):
+            if name is None or name not in known:
                 self.reject(record, _unknown_event(record.__dict__[EVENT_KEY], name))
                 continue
             try:
