@@ -8,11 +8,12 @@ repository, or before its first commit.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import threading
 import time
 from typing import Final
+
+from audit_logging._optional import available
 
 __all__ = ["COMMIT_TTL", "current_commit"]
 
@@ -43,7 +44,7 @@ def current_commit(path: str | None = None) -> str | None:
 
 
 def _read_head(path: str) -> str | None:
-    if importlib.util.find_spec("git") is None:
+    if not available("git"):
         return None
     # Without a git binary, importing gitpython raises unless told to stay quiet;
     # reading HEAD needs no binary.
