@@ -27,11 +27,11 @@ import importlib.util
 import json
 import math
 import os
-import socket
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final
+
+from audit_logging import context as _context
 
 __all__ = [
     "ACTION_FIELDS",
@@ -250,16 +250,16 @@ known_event_names: Final[set[str]] = _known_events
 
 # --------------------------------------------------------------------------- context
 
-HOST: Final = socket.gethostname()
-_generated_session = uuid.uuid4().hex[:16]
+HOST: Final = _context.HOST
 
 
 def session_id() -> str:
-    """``AUDIT_SESSION_ID`` when set (so all ranks of one job share it), else one id per process.
+    """The session id shared by all ranks of one job (:func:`audit_logging.context.session_id`).
 
-    A process made by ``fork`` keeps its parent's id: it is part of the same run.
+    ``AUDIT_SESSION_ID`` when set, else derived from the launcher's job id,
+    else one id per process; a process made by ``fork`` keeps its parent's id.
     """
-    return os.environ.get("AUDIT_SESSION_ID") or _generated_session
+    return _context.current().session_id
 
 
 # --------------------------------------------------------------------------- time
