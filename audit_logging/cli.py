@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from audit_logging import reader
+from audit_logging import reader, sql
 from audit_logging._files import size_between_batches
 from audit_logging.chain import hasher_from_env, iter_journals, log_kind, verify_paths
 from audit_logging.records import cell
@@ -505,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="simulate a short training run and write real logs")
     p.add_argument("--out", default="demo-logs", help="folder for the logs (default: demo-logs)")
     p.set_defaults(func=_cmd_demo)
+    sql.add_commands(sub)
     return parser
 
 
