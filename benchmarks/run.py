@@ -76,6 +76,10 @@ VERIFY = [("verify", "audit-logging verify")]
 INTEGRATIONS = [("overhead", "framework callbacks, hooks per 1 ms step (100-step epochs)")]
 #: The frameworks of benchmarks/scenarios/integrations.py, in its order.
 FRAMEWORKS = ("xgboost", "lightgbm", "keras", "lightning", "transformers", "sklearn")
+SQL = [
+    ("sql_duckdb", "audit-logging sql: grouped count, 1M lines in 20 runs"),
+    ("sql_jq", "jq reduce: the same grouped count"),
+]
 THREADS = [
     (f"{impl}_{fmt}_{n}", f"{who}, {label}, {n} thread{'s' if n > 1 else ''}")
     for impl, who in (("audit", "AuditLogger"), ("weightslab", "WeightsLab's design"))
@@ -93,6 +97,7 @@ FAMILIES: dict[str, list[tuple[str, str]]] = {
     "training": TRAINING,
     "integrations": INTEGRATIONS,
     "verify": VERIFY,
+    "sql": SQL,
     "threads": THREADS,
     "memory": MEMORY,
 }
@@ -100,7 +105,7 @@ QUICK_SKIP = {("growth", "array_100k")} | {
     ("threads", case) for case, _ in THREADS if case.endswith(("_2", "_4"))
 }
 ENV = {("caller", "audit_jsonl_stdlib_json"): {"BENCH_NO_ORJSON": "1"}}
-TIMEOUT = {"memory": 900.0}
+TIMEOUT = {"memory": 900.0, "sql": 600.0}
 #: Scratch bytes a family's child writes, for those that may need a RAM-backed folder.
 SCRATCH_BYTES = {"memory": 10_000_000 * 500}
 
@@ -391,6 +396,7 @@ def report(results: dict[tuple[str, str], Result]) -> tuple[str, list[dict[str, 
             INTEGRATIONS,
             [(f"{fw}_overhead_pct", 1, 3, f"% {fw}") for fw in FRAMEWORKS],
         ),
+        ("sql", SQL, [("wall_s", 1, 2, "s"), ("lines_per_s", 1e-3, 0, "k lines/s")]),
     ):
         for case, label in cases:
             r = results[(fam, case)]
@@ -572,6 +578,16 @@ def evaluate(results: dict[tuple[str, str], Result]) -> list[dict[str, Any]]:
                 f"{eight:.0f} vs {one:.0f} us ({r:.2f}x)" if r else "",
             )
         )
+    duck, jq = med("sql", "sql_duckdb", "wall_s"), med("sql", "sql_jq", "wall_s")
+    r = duck / jq if duck and jq else None
+    out.append(
+        check(
+            "sql grouped count faster than jq over the same lines",
+            r,
+            r is not None and r < 1,
+            f"{r:.2f}x jq's time ({duck:.2f} s vs {jq:.2f} s)" if r else "",
+        )
+    )
     rss = med("memory", "rss", "peak_rss_mb")
     out.append(
         check(
