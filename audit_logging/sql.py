@@ -24,8 +24,9 @@ lacks (files written before it existed) is ``NULL``; a value of another type
 than the schema's is ``NULL`` too for numbers and times, its JSON text for
 text. Each view adds ``file`` (the path below ``PLACE``) and ``folder`` (the
 run folder below ``PLACE``: the file's folder without the writers' ``logs``
-or ``training_logs/warnings``); ``actions`` adds ``source`` (``json``, ``csv``
-or ``jsonl``). A line that is not JSON is skipped (``verify`` names it).
+or ``training_logs/warnings``, or the prefix of the partitioned layout);
+``actions`` adds ``source`` (``json``, ``csv`` or ``jsonl``). A line that is
+not JSON is skipped (``verify`` names it).
 
 Output (``--format``): an aligned ``table`` (cells cut at 80 characters), ``csv``,
 ``json`` (one array, JSON columns as values) or ``jsonl``.
@@ -144,8 +145,10 @@ def _folder(path: Path, root: Path) -> str:
     parent = path.parent
     if parent.name == "warnings" and parent.parent.name == "training_logs":
         parent = parent.parent.parent
-    elif parent.name == "logs" or _PARTITION.match(parent.name):
+    elif parent.name == "logs":
         parent = parent.parent
+    elif _PARTITION.match(parent.name):  # {prefix}/{journal,actions,warnings}/dt=.../
+        parent = parent.parent.parent
     try:
         rel = parent.relative_to(root)
     except ValueError:

@@ -246,7 +246,7 @@ def test_bucket_layout_lines_are_read(tmp_path: Path) -> None:
         json.dumps({"type": "dirty_git", "severity": "WARNING"}) + "\n"
     )
     rows = _query(tmp_path, "SELECT actor, source, folder FROM actions")
-    assert rows == [{"actor": "alice@example.com", "source": "jsonl", "folder": "bucket/actions"}]
+    assert rows == [{"actor": "alice@example.com", "source": "jsonl", "folder": "bucket"}]
     assert _query(tmp_path, "SELECT type FROM warnings") == [{"type": "dirty_git"}]
     assert _query(tmp_path, "SELECT count(*) AS n FROM journal") == [{"n": 0}]
 
