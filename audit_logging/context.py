@@ -227,9 +227,12 @@ def is_global_zero() -> bool:
     """True on global rank 0, and in a process that is not part of a distributed job.
 
     Run-level events (started, hyperparameters, completed, ...) are written
-    where this is true, so that a job of N ranks has one of each.
+    where this is true, so that a job of N ranks has one of each. A rank that
+    is unknown in a job with a world size (Lightning beyond node 0, before a
+    callback calls :func:`set_rank`) is not rank 0: that one is on node 0.
     """
-    return current().rank in (None, 0)
+    ctx = current()
+    return ctx.rank == 0 or (ctx.rank is None and ctx.world_size is None)
 
 
 def set_rank(

@@ -61,6 +61,10 @@ What is written, and why it is built this way:
   progress calls after its previous line; episodes that start sooner are
   counted, and the count is in the closing line (``issues_detected`` /
   ``issues_logged``).
+* In a distributed job every rank runs this code: run-level lines come from
+  global rank 0 only, per-rank ones (a failure, a divergence, an interruption,
+  a signal, an exit, their warnings) from the rank where they happen
+  (:mod:`audit_logging.context`). Nothing here calls a collective.
 * Nothing is invented: each number written is a value the caller passed, a
   count or size of what was read, a clock reading, or a named result of those.
 * Logging must not stop training: failures to read a file are reported in the
@@ -79,7 +83,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from audit_logging import hooks, schema
+from audit_logging import context, hooks, schema
 from audit_logging.detect import Issue, IssueDetector
 from audit_logging.detect_common import FLAGGED
 from audit_logging.probes.git import check_git
@@ -216,8 +220,13 @@ class TrainingRun(RunEndings, RunEvents):
         reasoning: str | None = None,
         metrics: dict[str, Any] | None = None,
         args: tuple[Any, ...] = (),
+        *,
+        per_rank: bool = False,
         **kwargs: Any,
     ) -> None:
+        # Every rank runs this: run-level lines from global rank 0 only (module docs).
+        if not per_rank and not context.is_global_zero():
+            return
         self.logger.log(
             level,
             message,
@@ -411,4 +420,6 @@ class TrainingRun(RunEndings, RunEvents):
             EARLY_STOP if stops else FLAGGED,
             f"{issue.reasoning} Probable cause: {issue.probable_cause}.",
             issue.snapshot(),
+            # A divergence (NaN, inf, a loss blowing up) is this rank's own loss.
+            per_rank=issue.kind == "divergence",
         )

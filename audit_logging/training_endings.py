@@ -32,6 +32,10 @@ _INTERRUPTED_RECOMMENDATION = (
 )
 
 
+#: The endings that happen to one rank of a distributed job: each rank writes its own.
+_PER_RANK_ENDINGS = frozenset({"failed", "interrupted", "terminated", "exited"})
+
+
 class RunEndings:
     """The closing of :class:`~audit_logging.training.TrainingRun`."""
 
@@ -64,6 +68,8 @@ class RunEndings:
         reasoning: str | None = None,
         metrics: dict[str, Any] | None = None,
         args: tuple[Any, ...] = (),
+        *,
+        per_rank: bool = False,
         **kwargs: Any,
     ) -> None:
         raise NotImplementedError
@@ -123,6 +129,8 @@ class RunEndings:
             reasoning,
             self._run_facts(ending),
             exc_info=exc if failed else None,
+            # Completed and stopped are the job's (rank 0); the others happen on a rank.
+            per_rank=ending in _PER_RANK_ENDINGS,
         )
         return True
 

@@ -40,6 +40,8 @@ class RunEvents:
         reasoning: str | None = None,
         metrics: dict[str, Any] | None = None,
         args: tuple[Any, ...] = (),
+        *,
+        per_rank: bool = False,
         **kwargs: Any,
     ) -> None:
         raise NotImplementedError

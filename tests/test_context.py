@@ -141,6 +141,7 @@ def test_set_rank_tells_what_the_framework_knows(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("NODE_RANK", "1")
     assert context.ranks() == (None, 0, 4)
+    assert not context.is_global_zero()  # an unknown rank beyond node 0
     context.set_rank(2)  # trainer.global_rank on node 1; the rest still from the environment
     assert context.ranks() == (2, 0, 4)
     context.set_rank(3, 1, 4)

@@ -23,11 +23,31 @@ with open(os.path.join(sys.argv[1], f"rank-{os.environ['RANK']}.json"), "w") as 
 """
 
 
-def _torchrun(tmp_path: Path, name: str) -> list[dict[str, object]]:
+TRAIN = """
+import logging, os, sys
+import audit_logging
+rank = os.environ["RANK"]
+log = logging.getLogger("train")
+handler = audit_logging.configure(os.path.join(sys.argv[1], "r" + rank), "jsonl,warnings", logger=log)
+try:
+    with audit_logging.TrainingRun(log, dataset="d.csv", model="m", git=None) as run:
+        run.hyperparameters({"lr": 0.1})
+        for step in range(3):
+            run.progress(step, train_loss=1.0 / (step + 1), val_loss=1.1 / (step + 1))
+            if rank == "1" and step == 1:
+                raise RuntimeError("boom on rank 1")
+        run.evaluated(metrics={"val_loss": 0.4})
+except RuntimeError:
+    pass
+handler.close()
+"""
+
+
+def _torchrun(tmp_path: Path, name: str, code: str = SCRIPT) -> list[dict[str, object]]:
     out = tmp_path / name
     out.mkdir()
-    script = tmp_path / "rank_script.py"
-    script.write_text(SCRIPT)
+    script = tmp_path / f"{name}.py"
+    script.write_text(code)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUDIT_", "SLURM_", "OMPI_"))}
     env["PYTHONPATH"] = str(REPO)
     done = subprocess.run(
@@ -57,3 +77,27 @@ def test_each_rank_of_a_torchrun_job_knows_its_rank_and_shares_one_session(tmp_p
     # Another launch of the same script is another job.
     again = _torchrun(tmp_path, "job2")
     assert again[0]["session_id"] == again[1]["session_id"] != ranks[0]["session_id"]
+
+
+def test_a_torchrun_job_writes_one_run_and_the_failure_where_it_happened(tmp_path: Path) -> None:
+    _torchrun(tmp_path, "train", TRAIN)
+    lines = {
+        rank: [json.loads(line) for p in sorted((tmp_path / "train" / f"r{rank}" / "logs").glob("*.jsonl"))
+               for line in p.read_text().splitlines()]
+        for rank in (0, 1)
+    }  # fmt: skip
+    events = {rank: [line["event"] for line in found] for rank, found in lines.items()}
+    # The job's run-level lines once, from rank 0; rank 1's failure from rank 1 alone.
+    assert events[0] == [
+        "TRAINING_STARTED", "HYPERPARAMETERS_SET", "TRAINING_PROGRESS", "TRAINING_PROGRESS",
+        "TRAINING_PROGRESS", "MODEL_EVALUATED", "TRAINING_COMPLETED",
+    ]  # fmt: skip
+    assert events[1] == ["TRAINING_FAILED"]
+    assert "RuntimeError: boom on rank 1" in lines[1][0]["exception"]
+    assert {line["session_id"] for found in lines.values() for line in found} == {
+        lines[0][0]["session_id"]
+    }
+    warnings = list(
+        (tmp_path / "train" / "r1" / "training_logs" / "warnings").glob("*training_failed*")
+    )
+    assert len(warnings) == 1
