@@ -48,12 +48,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from audit_logging import schemas
+from audit_logging._optional import require_module
 
 __all__ = ["VIEWS", "SqlFiles", "add_commands", "connect", "find_files", "run_query"]
 
 VIEWS = ("journal", "actions", "warnings")
 FORMATS = ("table", "csv", "json", "jsonl")
-_EXTRA_HINT = 'pip install "audit-logging[sql]"'
 _WARNING_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_[a-z0-9_]+_[0-9a-f]{8}.*\.json$")
 _PARTITION = re.compile(r"^dt=\d{4}-\d{2}-\d{2}$")
 _CSV_HEADER = b"timestamp,action_type"
@@ -62,11 +62,8 @@ _MAX_OBJECT = 64 << 20
 
 
 def _duckdb() -> Any:
-    try:
-        import duckdb
-    except ImportError as exc:
-        raise ImportError(f"the sql command needs DuckDB: {_EXTRA_HINT}") from exc
-    return duckdb
+    """The ``duckdb`` module; :class:`MissingExtraError` naming the ``sql`` extra without it."""
+    return require_module("duckdb", extra="sql", package="duckdb", feature="audit-logging sql")
 
 
 # ---------------------------------------------------------------------- files

@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import math
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,8 @@ import pytest
 import audit_logging
 from audit_logging import context, sql
 from audit_logging.cli import main
+
+from helpers import REPO
 
 pytest.importorskip("duckdb")
 
@@ -272,3 +276,16 @@ def test_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["sql", str(tmp_path / "missing"), "SELECT 1"]) == 2
     err = capsys.readouterr().err
     assert "No such file or directory" in err and str(tmp_path / "missing") in err
+
+
+def test_without_duckdb_the_command_names_the_extra(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['duckdb'] = None\n"
+        "from audit_logging.cli import main\n"
+        f"sys.exit(main(['sql', {str(tmp_path)!r}, 'SELECT 1']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO
+    )
+    assert done.returncode == 2
+    assert 'pip install "audit-logging[sql]"' in done.stderr
