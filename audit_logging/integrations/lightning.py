@@ -5,8 +5,10 @@
     trainer = L.Trainer(max_epochs=50, callbacks=[AuditCallback(), EarlyStopping("val_loss")])
     trainer.fit(model, datamodule=dm)
 
-Writes, through a :class:`~audit_logging.TrainingRun` (on every rank: each
-line carries its rank; the callback never calls a collective):
+Writes, through a :class:`~audit_logging.TrainingRun` (run-level lines from
+global rank 0 only, a failure from the rank where it happened; the callback
+tells :mod:`audit_logging.context` the trainer's ranks and never calls a
+collective):
 TRAINING_STARTED (model: the LightningModule's class; dataset: the
 DataModule's class unless named); DATASET_VALIDATED with the sizes of the
 training and validation datasets; HYPERPARAMETERS_SET from the module's
@@ -28,6 +30,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from audit_logging import context
 from audit_logging.integrations._common import (
     MissingIntegrationError,
     defaults_of,
@@ -83,6 +86,9 @@ class AuditCallback(pl.Callback):  # type: ignore[misc]
         run_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        # With strategy="ddp", fit() starts the other ranks from this process: they
+        # inherit the session id through the environment, so the job is one run.
+        context.export_session()
         self.run = make_run(run, logger, dataset, None, run_kwargs)
         self._open = False
         self._seen: dict[str, tuple[float, int]] = {}
@@ -91,6 +97,8 @@ class AuditCallback(pl.Callback):  # type: ignore[misc]
     # ------------------------------------------------------------------ hooks
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.world_size > 1:  # beyond node 0 the environment does not say the rank
+            context.set_rank(trainer.global_rank, trainer.local_rank, trainer.world_size)
         if self.run.model is None:
             self.run.model = type(pl_module).__name__
         if self.run.dataset_name is None and trainer.datamodule is not None:

@@ -16,15 +16,20 @@ pytest.importorskip("torch")
 pytest.importorskip("lightning")
 
 SCRIPT = """
-import json, os, sys
+import json, logging, os, sys
 import torch
 import lightning as L
 from torch.utils.data import DataLoader, TensorDataset
+import audit_logging
 from audit_logging import context
+from audit_logging.integrations import AuditCallback
 
 out = sys.argv[1]
 before = context.current()  # the user's script, before Lightning starts the other rank
-context.export_session()    # what a callback does in its constructor: the rank inherits it
+# Lightning's child ranks have LOCAL_RANK from their start; the user's process is rank 0.
+log = logging.getLogger("fit")
+handler = audit_logging.configure(os.path.join(out, "r" + os.environ.get("LOCAL_RANK", "0")), "jsonl", logger=log)
+audit = AuditCallback(logger=log)  # exports the session id: the other rank inherits it
 
 
 class Tiny(L.LightningModule):
@@ -50,10 +55,11 @@ class Probe(L.Callback):
 
 
 trainer = L.Trainer(
-    strategy="ddp", accelerator="cpu", devices=2, max_epochs=1, logger=False, callbacks=[Probe()],
+    strategy="ddp", accelerator="cpu", devices=2, max_epochs=1, logger=False, callbacks=[Probe(), audit],
     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
 )
 trainer.fit(Tiny(), DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=4))
+handler.close()
 """
 
 
@@ -81,3 +87,14 @@ def test_lightning_ddp_ranks_know_their_place_and_share_the_session(tmp_path: Pa
     assert [r["seen"] for r in ranks] == [[0, 0, 2], [1, 1, 2]]
     assert [r["told"] for r in ranks] == [[0, 0, 2], [1, 1, 2]]
     assert ranks[0]["session"] == ranks[1]["session"]
+    # AuditCallback on both ranks: the run's lines once, from rank 0, in the job's session.
+    lines = {
+        rank: [json.loads(line) for p in sorted((out / f"r{rank}" / "logs").glob("*.jsonl"))
+               for line in p.read_text().splitlines()]
+        for rank in (0, 1)
+    }  # fmt: skip
+    events = [line["event"] for line in lines[0]]
+    assert events[0] == "TRAINING_STARTED" and events[-1] == "TRAINING_COMPLETED"
+    assert events.count("TRAINING_STARTED") == 1 and events.count("TRAINING_COMPLETED") == 1
+    assert lines[1] == []
+    assert {line["session_id"] for line in lines[0]} == {ranks[0]["session"]}
