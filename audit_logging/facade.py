@@ -146,6 +146,8 @@ class Action:
     details: dict[str, Any] = field(default_factory=dict)
     status: str = "success"
     error: str | None = None
+    #: Who did it (a user, a service account); the entry's ``actor``, ``None`` when unknown.
+    actor: str | None = None
 
     def entry(self, exc: BaseException | None, duration: float | None) -> dict[str, Any]:
         """The ``details`` of the entry: before, after, changes, the extra details, duration."""
@@ -235,8 +237,12 @@ class AuditLogger:
         status: str = "success",
         details: dict[str, Any] | None = None,
         error: str | None = None,
+        actor: str | None = None,
     ) -> None:
         """Write one event; it is in the file(s) when this returns. Never raises.
+
+        ``actor`` says who did it (the entry's ``actor``; ``audit_log.csv``
+        keeps its five columns).
 
         A write that fails is reported through ``logging.Handler.handleError``
         (printed to stderr) and counted in the handler's ``records_failed``.
@@ -249,6 +255,7 @@ class AuditLogger:
             "status": status,
             "details": details,
             "error": error,
+            "actor": actor,
             "experiment": self.experiment_name,
         }
 
@@ -278,6 +285,7 @@ class AuditLogger:
         before: Any = None,
         *,
         details: Mapping[str, Any] | None = None,
+        actor: str | None = None,
     ) -> Iterator[Action]:
         """Log one action when the block ends, with ``before``, ``after`` and their ``changes``.
 
@@ -294,18 +302,26 @@ class AuditLogger:
         re-raised. ``before`` and ``after`` are written as they are when the
         block ends: pass copies if the block mutates them.
         """
-        act = Action(str(action_type), before, details=dict(details or {}))
+        act = Action(str(action_type), before, details=dict(details or {}), actor=actor)
         start = time.monotonic()
         try:
             yield act
         except BaseException as exc:
             error = act.error or f"{type(exc).__name__}: {exc}"
             self.log_event(
-                act.action_type, "failed", act.entry(exc, time.monotonic() - start), error
+                act.action_type,
+                "failed",
+                act.entry(exc, time.monotonic() - start),
+                error,
+                actor=act.actor,
             )
             raise
         self.log_event(
-            act.action_type, act.status, act.entry(None, time.monotonic() - start), act.error
+            act.action_type,
+            act.status,
+            act.entry(None, time.monotonic() - start),
+            act.error,
+            actor=act.actor,
         )
 
     def get_log_summary(self) -> dict[str, Any]:

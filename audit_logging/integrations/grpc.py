@@ -16,6 +16,10 @@ Each call writes, through :meth:`AuditLogger.action` (so into
   set a status code other than OK;
 * ``error``: ``"NOT_FOUND: no such run"`` (the gRPC status code and details),
   or the exception (``"UNKNOWN: ValueError: ..."``) when the handler raised;
+* ``actor``: the caller's authenticated identity (``context.peer_identities()``,
+  from a TLS client certificate), else the value of the request metadata key
+  ``actor_metadata_key`` if one is given, else ``None``; a servicer may set
+  ``current_action().actor`` itself;
 * ``details``: ``method``, ``peer``, ``code``, ``duration_ms``, the
   ``request`` (protobuf messages through ``MessageToDict``, secrets redacted,
   cut to ``max_request_chars`` of JSON), for client-streaming calls the
@@ -78,10 +82,13 @@ class _Core:
         audit: AuditLogger,
         action_types: Mapping[str, str] | Callable[[str], str] | None,
         max_request_chars: int,
+        actor_metadata_key: str | None = None,
     ) -> None:
         self.audit = audit
         self.action_types = action_types
         self.max_request_chars = max_request_chars
+        # gRPC metadata keys are lower case on the wire.
+        self.actor_key = actor_metadata_key.lower() if actor_metadata_key else None
 
     def action_type(self, method: str) -> str:
         short = method.rsplit("/", 1)[-1]
@@ -115,7 +122,28 @@ class _Core:
 
     def start(self, method: str, context: Any) -> Action:
         details = {"method": method, "peer": _peer(context)}
-        return Action(self.action_type(method), details=details)
+        return Action(self.action_type(method), details=details, actor=self.actor(context))
+
+    def actor(self, context: Any) -> str | None:
+        """The authenticated identity of the caller, else the configured metadata key's value."""
+        try:
+            identities = context.peer_identities()
+        except Exception:  # a context without authentication support
+            identities = None
+        if identities:
+            first = identities[0]
+            return first.decode("utf-8", "replace") if isinstance(first, bytes) else str(first)
+        if self.actor_key is None:
+            return None
+        try:
+            metadata = context.invocation_metadata() or ()
+        except Exception:
+            return None
+        for item in metadata:
+            key, value = item[0], item[1]
+            if key == self.actor_key:
+                return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        return None
 
     def finish(self, act: Action, context: Any, exc: BaseException | None, start: float) -> None:
         """Status and error from the context (abort, set_code) or the exception; log the entry."""
@@ -135,7 +163,11 @@ class _Core:
                 parts.append(f"{type(exc).__name__}: {exc}")
             act.error = act.error or ": ".join(parts)
         self.audit.log_event(
-            act.action_type, act.status, act.entry(exc, time.monotonic() - start), act.error
+            act.action_type,
+            act.status,
+            act.entry(exc, time.monotonic() - start),
+            act.error,
+            actor=act.actor,
         )
 
 
@@ -205,8 +237,9 @@ class AuditServerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         action_types: Mapping[str, str] | Callable[[str], str] | None = None,
         *,
         max_request_chars: int = 4096,
+        actor_metadata_key: str | None = None,
     ) -> None:
-        self._core = _Core(audit, action_types, max_request_chars)
+        self._core = _Core(audit, action_types, max_request_chars, actor_metadata_key)
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
         handler = continuation(details)
@@ -305,8 +338,9 @@ class AsyncAuditServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[m
         action_types: Mapping[str, str] | Callable[[str], str] | None = None,
         *,
         max_request_chars: int = 4096,
+        actor_metadata_key: str | None = None,
     ) -> None:
-        self._core = _Core(audit, action_types, max_request_chars)
+        self._core = _Core(audit, action_types, max_request_chars, actor_metadata_key)
 
     async def intercept_service(
         self, continuation: Callable[[Any], Awaitable[Any]], details: Any
