@@ -31,6 +31,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from audit_logging import context
 from audit_logging.redact import DEFAULT_REDACTOR, Redactor
 from audit_logging.schema import (
     ACTION_FIELDS,
@@ -47,6 +48,7 @@ from audit_logging.schema import (
     session_id,
     to_jsonable,
 )
+from audit_logging.schemas import SCHEMA_VERSION
 
 __all__ = [
     "CHAINED_HEADER",
@@ -169,13 +171,23 @@ def journal_fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def journal_context(record: logging.LogRecord, session: str | None = None) -> dict[str, Any]:
-    """The context part of a journal line: the same for every record of one logger and process."""
+    """The context part of a journal line: the same for every record of one logger and process.
+
+    ``level, logger, session_id, host, pid``, then the process's place in a
+    distributed job (``rank, local_rank, world_size``: ``None`` when not
+    distributed; see :mod:`audit_logging.context`) and ``schema_version``.
+    """
+    run = context.current()
     return {
         "level": record.levelname,
         "logger": record.name,
-        "session_id": session if session is not None else session_id(),
+        "session_id": session if session is not None else run.session_id,
         "host": HOST,
         "pid": record.process,
+        "rank": run.rank,
+        "local_rank": run.local_rank,
+        "world_size": run.world_size,
+        "schema_version": SCHEMA_VERSION,
     }
 
 
@@ -243,6 +255,7 @@ def action_entry(
         # Secrets never reach an action log (both the JSON array and the CSV).
         "details": redactor(details) if redactor is not None else details,
         "error": redactor(error) if redactor is not None else error,
+        "actor": _actor(d.get("actor")),
     }
     if "experiment" in d:
         entry["experiment"] = _name(d["experiment"])
@@ -250,7 +263,26 @@ def action_entry(
         cuts = _cuts_under(record, "details", "error")
         if cuts:
             entry["truncated"] = cuts
+    entry.update(_rank_fields())
     return entry
+
+
+def _actor(value: object) -> str | None:
+    """Who did it, as text (an identity object's ``str``), ``None`` when not given."""
+    if value is None:
+        return None
+    return value if type(value) is str else safe_str(_name(value))
+
+
+def _rank_fields() -> dict[str, Any]:
+    """``rank, local_rank, world_size, schema_version``: the members every record ends with."""
+    run = context.current()
+    return {
+        "rank": run.rank,
+        "local_rank": run.local_rank,
+        "world_size": run.world_size,
+        "schema_version": SCHEMA_VERSION,
+    }
 
 
 #: Characters that make a spreadsheet cell a formula (OWASP).
@@ -368,6 +400,7 @@ def warning_body(
     else:
         fingerprint = _plain(fingerprint, redactor)
     body["fingerprint"] = fingerprint
+    body.update(_rank_fields())
     return wtype, body
 
 

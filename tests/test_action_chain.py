@@ -77,8 +77,8 @@ def test_array_entries_end_with_seq_and_hash_chained_in_write_order(tmp_path: Pa
     assert [e["details"]["i"] for e in entries] == [1, 0, 2]  # newest first, by timestamp
     assert [e["seq"] for e in entries] == [2, 1, 3]  # write order
     assert list(entries[0]) == [
-        *("timestamp", "action_type", "status", "details", "error", "experiment"),
-        *("seq", "hash"),
+        *("timestamp", "action_type", "status", "details", "error", "actor", "experiment"),
+        *("rank", "local_rank", "world_size", "schema_version", "seq", "hash"),
     ]
     previous = GENESIS
     for line in sorted(lines, key=lambda b: json.loads(b)["seq"]):

@@ -224,3 +224,18 @@ def test_formula_like_names_are_counted_as_logged_from_either_file(tmp_path: Pat
         "by_action_type": {"=cmd": 1},
         "by_status": {"-ok": 1},
     }
+
+
+def test_actor_is_written_to_the_entry_and_not_to_the_csv(tmp_path: Path) -> None:
+    with AuditLogger(tmp_path, format="json,csv") as audit:
+        audit.log_event("hp_change", details={"lr": 0.1}, actor="alice@example.com")
+        with audit.action("pause", before={"paused": False}, actor="svc-scheduler") as act:
+            act.after = {"paused": True}
+        audit.log_event("tag_add")
+    entries = json.loads((tmp_path / "audit_log.json").read_text(encoding="utf-8"))
+    assert [(e["action_type"], e["actor"]) for e in entries] == [
+        ("tag_add", None), ("pause", "svc-scheduler"), ("hp_change", "alice@example.com"),
+    ]  # fmt: skip
+    rows = (tmp_path / "audit_log.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "timestamp,action_type,status,details,error"
+    assert all("alice" not in row for row in rows)

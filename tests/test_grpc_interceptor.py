@@ -249,3 +249,29 @@ def test_asyncio_server(tmp_path: Path) -> None:
     assert found["tail"]["details"]["responses"] == 3
     assert found["push"]["status"] == "success"  # sent with context.write(): not counted
     audit.close()
+
+
+def test_the_actor_comes_from_the_configured_metadata_key(tmp_path: Path) -> None:
+    audit = AuditLogger(tmp_path, format="json,csv")
+    srv = grpc.server(
+        ThreadPoolExecutor(2),
+        interceptors=[AuditServerInterceptor(audit, actor_metadata_key="X-Audit-User")],
+    )
+    srv.add_generic_rpc_handlers((_handlers(),))
+    port = srv.add_insecure_port("127.0.0.1:0")
+    srv.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        call = _call(channel, "unary_unary", "SetHyperParams")
+        call(struct(lr=0.5), metadata=(("x-audit-user", "alice@example.com"),))
+        list(_call(channel, "unary_stream", "StreamMetrics")(struct(steps=1)))
+    finally:
+        channel.close()
+        srv.stop(None).wait()
+        audit.close()
+    found = entries(tmp_path)
+    assert found["set_hyper_params"]["actor"] == "alice@example.com"
+    assert found["stream_metrics"]["actor"] is None  # not authenticated, no key sent
+    # The spreadsheet keeps its five columns.
+    header = (tmp_path / "audit_log.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert header == "timestamp,action_type,status,details,error"

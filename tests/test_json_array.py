@@ -78,11 +78,19 @@ def test_entries_have_the_five_fields_then_seq_and_hash_newest_first(
         "status": "success",
         "details": {"lr": 0.001},
         "error": None,
+        "actor": None,
+        "rank": None,
+        "local_rank": None,
+        "world_size": None,
+        "schema_version": 1,
         "seq": 1,
         "hash": entries[2]["hash"],
     }
-    # The five fields first, then the chain members (seq in write order).
-    fields = ["timestamp", "action_type", "status", "details", "error", "seq", "hash"]
+    # The five fields first, then who and where, then the chain members (seq in write order).
+    fields = [
+        *("timestamp", "action_type", "status", "details", "error", "actor"),
+        *("rank", "local_rank", "world_size", "schema_version", "seq", "hash"),
+    ]
     assert list(entries[0]) == list(entries[2]) == fields
     assert [e["seq"] for e in entries] == [3, 2, 1]
     assert entries[1]["details"] == {}

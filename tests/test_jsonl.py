@@ -39,7 +39,12 @@ def test_writes_every_field_with_explicit_nulls(tmp_path: Path, logger: logging.
     today = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
     assert path.name == f"ml-platform-{today}.jsonl"
     [line] = read_jsonl(path)
-    assert list(line) == [*JOURNAL_FIELDS, *JOURNAL_CONTEXT_FIELDS, "hash"]
+    assert list(line) == [
+        *JOURNAL_FIELDS,
+        *JOURNAL_CONTEXT_FIELDS[:-1],
+        *("rank", "local_rank", "world_size", "schema_version", "seq", "hash"),
+    ]
+    assert (line["rank"], line["world_size"], line["schema_version"]) == (None, None, 1)
     assert line["event"] == "TRAINING_STARTED"
     assert line["model"] == "RandomForest"
     for field in ("dataset", "decision", "reasoning", "metrics_snapshot", "exception"):

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import copy
+import csv
+import json
+import logging
+import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from audit_logging import schema, schemas
+import audit_logging
+from audit_logging import context, schema, schemas
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -131,3 +137,62 @@ def test_a_missing_member_is_refused(kind: str) -> None:
 def test_unknown_kind_names_the_kinds() -> None:
     with pytest.raises(ValueError, match="journal, action, warning"):
         schemas.load("metrics")
+
+
+# --------------------------------------------------------------------------- real lines
+
+
+def test_every_line_the_library_writes_validates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in context.WATCHED:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    log = logging.getLogger(f"schemas.{tmp_path.name}")
+    log.propagate = False
+    handler = audit_logging.configure(tmp_path, "jsonl,json,csv,warnings", logger=log)
+    assert handler is not None
+    model_file = tmp_path / "model.bin"
+    model_file.write_bytes(b"weights")
+    try:
+        with audit_logging.TrainingRun(log, dataset="d.csv", model="m", git=None) as run:
+            run.hyperparameters({"lr": 0.1, "seed": 2**60, "layers": [64, 64]})
+            for step in range(12):
+                run.progress(
+                    step, train_loss=1.0 / (step + 1), val_loss=math.nan if step == 11 else 1.0
+                )
+            run.evaluated(metrics={"val_accuracy": 0.8, "count": 2**70})
+            run.saved(model_file)
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    log.info(
+        "hp", extra={"action_type": "hp_change", "details": {"lr": [0.1, 0.05]}, "actor": "alice"}
+    )
+    log.info("note", extra={"action_type": "note_write", "details": "plain text"})
+    log.warning("dirty", extra={"warning_type": "dirty_git", "git_commit": "abc"})
+    log.info(
+        "epoch", extra={"event": "TRAINING_PROGRESS", "metrics_snapshot": {"loss": 1}, "epoch": 3}
+    )
+    handler.close()
+
+    journal = [
+        json.loads(line)
+        for p in (tmp_path / "logs").glob("*.jsonl")
+        for line in p.read_text().splitlines()
+    ]
+    actions = json.loads((tmp_path / "audit_log.json").read_text())
+    warnings = [
+        json.loads(p.read_text()) for p in (tmp_path / "training_logs" / "warnings").glob("*.json")
+    ]
+    assert len(journal) >= 8 and len(actions) == 2 and len(warnings) == 2
+    for kind, lines in (("journal", journal), ("action", actions), ("warning", warnings)):
+        check = validator(kind)
+        for line in lines:
+            errors = [f"{'.'.join(map(str, e.path))}: {e.message}" for e in check.iter_errors(line)]
+            assert errors == [], (kind, line)
+            assert (line["rank"], line["local_rank"], line["world_size"]) == (0, 0, 2)
+    assert [a["actor"] for a in actions] == [None, "alice"]  # newest first
+    with open(tmp_path / "audit_log.csv", newline="") as fh:
+        assert next(csv.reader(fh)) == list(schema.ACTION_FIELDS)  # still five columns

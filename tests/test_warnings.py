@@ -75,7 +75,10 @@ def test_body_fields_name_and_indentation(in_tmp_cwd: Path, logger: logging.Logg
         },
     )
     [(name, body)] = read_warnings(out)
-    assert list(body) == [*WARNING_FIELDS, "details"]
+    assert list(body) == [
+        *WARNING_FIELDS,
+        *("details", "rank", "local_rank", "world_size", "schema_version"),
+    ]
     assert body["timestamp"] == f"{T0_ISO}.250000Z"
     assert body["type"] == "dirty_git"
     assert body["severity"] == "WARNING"

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import portalocker
 
+from audit_logging import context as run_context
 from audit_logging._files import (
     TAIL_LIMIT,
     append_whole,
@@ -179,7 +180,7 @@ class JsonlHandler(AuditWriter):
         self.max_record_bytes = max_record_bytes
         self._journals: dict[str, _Journal] = {}
         self._paths: dict[tuple[str, str], str] = {}
-        self._contexts: dict[tuple[str, str, int | None, str], bytes] = {}
+        self._contexts: dict[tuple[str, str, int | None, str, run_context.RunContext], bytes] = {}
         #: Digest writes that failed (each is tried again at the next batch and at close).
         self.digests_failed = 0
         self._digest_failing = False
@@ -258,7 +259,8 @@ class JsonlHandler(AuditWriter):
 
     def _context(self, record: logging.LogRecord, session: str) -> bytes:
         """The encoded context members (level, logger, session, host, pid), the same per logger."""
-        key = (record.levelname, record.name, record.process, session)
+        # The rank may change while a process runs (Lightning sets it after start-up).
+        key = (record.levelname, record.name, record.process, session, run_context.current())
         context = self._contexts.get(key)
         if context is None:
             if len(self._contexts) > 1024:

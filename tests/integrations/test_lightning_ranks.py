@@ -97,4 +97,5 @@ def test_lightning_ddp_ranks_know_their_place_and_share_the_session(tmp_path: Pa
     assert events[0] == "TRAINING_STARTED" and events[-1] == "TRAINING_COMPLETED"
     assert events.count("TRAINING_STARTED") == 1 and events.count("TRAINING_COMPLETED") == 1
     assert lines[1] == []
+    assert {(line["rank"], line["world_size"]) for line in lines[0]} == {(0, 2)}
     assert {line["session_id"] for line in lines[0]} == {ranks[0]["session"]}

@@ -93,6 +93,11 @@ def test_a_torchrun_job_writes_one_run_and_the_failure_where_it_happened(tmp_pat
         "TRAINING_PROGRESS", "MODEL_EVALUATED", "TRAINING_COMPLETED",
     ]  # fmt: skip
     assert events[1] == ["TRAINING_FAILED"]
+    # Every line says where it comes from.
+    assert {(line["rank"], line["local_rank"], line["world_size"]) for line in lines[0]} == {
+        (0, 0, 2)
+    }
+    assert (lines[1][0]["rank"], lines[1][0]["world_size"]) == (1, 2)
     assert "RuntimeError: boom on rank 1" in lines[1][0]["exception"]
     assert {line["session_id"] for found in lines.values() for line in found} == {
         lines[0][0]["session_id"]
