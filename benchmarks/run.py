@@ -77,7 +77,7 @@ INTEGRATIONS = [("overhead", "framework callbacks, hooks per 1 ms step (100-step
 #: The frameworks of benchmarks/scenarios/integrations.py, in its order.
 FRAMEWORKS = ("xgboost", "lightgbm", "keras", "lightning", "transformers", "sklearn")
 SQL = [
-    ("sql_duckdb", "audit-logging sql: grouped count, 1M lines in 20 runs"),
+    ("sql_duckdb", "audit-logging sql: grouped count, 1M lines in 20 runs (50k in --quick)"),
     ("sql_jq", "jq reduce: the same grouped count"),
 ]
 THREADS = [
