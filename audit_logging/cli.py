@@ -1,54 +1,45 @@
-"""The ``audit-logging`` command (also ``python -m audit_logging``).
+"""The ``audit-logging`` command (also ``python -m audit_logging``): parse, call read/, print.
 
-``summary PATH... [--json]``
-    Counts by event, action type, status, warning type and severity; time span; sessions.
-``query PATH... [--event E] [--action A] [--status S] [--type T] [--since ISO] [--until ISO]
-[--session ID] [--format jsonl|json|csv|table] [--limit N]``
-    Matching records, newest first, streamed.
-``verify PATH... [--key KEY]``
-    Check the journals' hash chains and digests: exit 0 when intact, else 1 and
-    one line per problem (file, line, what is wrong).
-``tail PATH [-n N] [-f]``
-    The last lines of the newest journal; with ``-f``, follow it across day rotation.
-``export PATH --to csv|json [--output FILE]``
-    Journal lines as a spreadsheet or a JSON array.
-``warnings DIR``
-    Warning files per type and severity, then the list, newest first.
-``demo [--out DIR]``
-    Simulate a short training run, write real logs under DIR, print a summary.
-
-PATH may be a folder (searched recursively), a file, or ``gs://bucket/prefix``
-(with the ``gcs`` extra). Errors are one line on stderr and a non-zero exit
-status, never a traceback; a malformed line is reported with its file and line
-number and the rest is still processed.
+Every command reads through :mod:`audit_logging.read`, so they agree: a
+missing path is exit 2 with one line on stderr; a folder without audit output
+says "no audit logs found" and exits 0 (``verify``: 2, nothing was proven).
+Errors are one line on stderr, never a traceback; a malformed line is reported
+with its file and line number and the rest is still processed.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import os
+import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from audit_logging import reader, sql
+from audit_logging import __version__
 from audit_logging._files import size_between_batches
-from audit_logging.chain import hasher_from_env, iter_journals, log_kind, verify_paths
-from audit_logging.records import cell
-from audit_logging.schema import (
-    ACTION_FIELDS,
-    JOURNAL_CONTEXT_FIELDS,
-    JOURNAL_FIELDS,
-    WARNING_FIELDS,
+from audit_logging.chain import hasher_from_env
+from audit_logging.read import Catalogue, Record, catalogue, iter_records, summarize, verify
+from audit_logging.read.progress import Progress
+from audit_logging.read.query import (
+    Query,
+    columns_for,
+    kinds_in,
+    parse_time,
+    select,
+    write_csv,
+    write_json,
+    write_jsonl,
 )
+from audit_logging.read.tail import last_lines, newest_journal
+from audit_logging.read.verify import compare_with_bucket
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main", "run_demo"]
 
 
 class CommandError(Exception):
@@ -59,98 +50,100 @@ def _warn(message: str) -> None:
     print(f"audit-logging: {message}", file=sys.stderr)
 
 
-# ---------------------------------------------------------------------- output helpers
+def _note_empty(paths: str | Sequence[str]) -> None:
+    where = paths if isinstance(paths, str) else " ".join(paths)
+    print(f"no audit logs found under {where}", file=sys.stderr)
 
 
-def _fields_for(kind: str) -> tuple[str, ...]:
-    if kind == "journal":
-        return (*JOURNAL_FIELDS, *JOURNAL_CONTEXT_FIELDS)
-    if kind == "action":
-        return ACTION_FIELDS
-    return WARNING_FIELDS
+def _open(paths: Sequence[str]) -> Catalogue:
+    try:
+        return catalogue(paths)
+    except ImportError as exc:  # the gcs extra is missing
+        raise CommandError(str(exc)) from exc
+    except OSError:
+        raise
+    except Exception as exc:  # a bucket that cannot be listed: one line, not a traceback
+        raise CommandError(f"cannot list {' '.join(paths)}: {type(exc).__name__}: {exc}") from exc
 
 
-def _table_row(entry: reader.Entry) -> list[str]:
-    d = entry.data
-    if entry.kind == "journal":
+def _size(cat: Catalogue, *kinds: str) -> int:
+    return sum(f.path.stat().st_size for f in cat.files if not kinds or f.kind in kinds)
+
+
+# ---------------------------------------------------------------------- tables
+
+
+def _width(args: argparse.Namespace) -> int | None:
+    """The terminal's width, or ``None`` (no cut) with ``--wide`` or when not a terminal."""
+    if getattr(args, "wide", False) or not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def _print_table(
+    rows: list[list[str]], out: TextIO, headers: Sequence[str], width: int | None = None
+) -> None:
+    """Rows in aligned columns; with ``width``, the last column is cut to fit it."""
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    if width is not None:
+        room = width - sum(widths[:-1]) - 2 * (len(widths) - 1)
+        widths[-1] = max(10, min(widths[-1], room))
+
+    def line(cells: Sequence[str]) -> str:
+        cut = [
+            c if len(c) <= w else c[: max(0, w - 1)] + "…"
+            for c, w in zip(cells, widths, strict=True)
+        ]
+        return "  ".join(c.ljust(w) for c, w in zip(cut, widths, strict=True)).rstrip()
+
+    print(line(headers), file=out)
+    for row in rows:
+        print(line(row), file=out)
+
+
+def _table_row(record: Record) -> list[str]:
+    d = record.data
+    if record.kind == "journal":
         what, state, text = d.get("event"), d.get("level"), d.get("reasoning") or d.get("message")
-    elif entry.kind == "action":
+    elif record.kind == "action":
         what, state, text = (
             d.get("action_type"),
             d.get("status"),
             d.get("error") or d.get("details"),
         )
+    elif record.kind == "rejected":
+        what, state, text = d.get("writer"), "rejected", d.get("reason")
     else:
         what, state, text = d.get("type"), d.get("severity"), d.get("message")
     if isinstance(text, (dict, list)):
         text = json.dumps(text, ensure_ascii=False)
-    text = " ".join(str(text or "").split())
-    return [entry.timestamp, entry.kind, str(what or ""), str(state or ""), text[:80]]
-
-
-def _print_table(rows: list[list[str]], out: TextIO, headers: Sequence[str]) -> None:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    return [
+        record.timestamp,
+        record.kind,
+        str(what or ""),
+        str(state or ""),
+        " ".join(str(text or "").split()),
     ]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(), file=out)
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
-
-
-def _split(paths: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Local paths and ``gs://`` prefixes."""
-    return [p for p in paths if not p.startswith("gs://")], [
-        p for p in paths if p.startswith("gs://")
-    ]
-
-
-def _sources(paths: Sequence[str]) -> reader.Sources:
-    local, remote = _split(paths)
-    sources = reader.discover(local)
-    if remote:
-        sources = _add_gcs_sources(sources, remote)
-    return sources
-
-
-def _add_gcs_sources(sources: reader.Sources, urls: Sequence[str]) -> reader.Sources:
-    try:
-        from audit_logging.writers import gcs
-    except ImportError as exc:  # pragma: no cover - the gcs extra is missing
-        raise CommandError(str(exc)) from exc
-    cache = Path(os.environ.get("AUDIT_LOG_CACHE") or _temp_dir())
-    for url in urls:
-        try:
-            objects = gcs.list_gcs_objects(url)
-        except Exception as exc:
-            raise CommandError(f"cannot list {url}: {type(exc).__name__}: {exc}") from exc
-        for obj in objects:
-            # Streamed to a local spool file chunk by chunk (never held in memory),
-            # so the same readers serve local and remote logs.
-            target = cache / obj.bucket / obj.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with gcs.open_gcs_object(obj) as stream, target.open("wb") as fh:
-                while chunk := stream.read(1 << 20):
-                    fh.write(chunk)
-            reader.classify(target, sources)
-    return sources
-
-
-def _temp_dir() -> str:
-    import atexit
-    import shutil
-    import tempfile
-
-    path = tempfile.mkdtemp(prefix="audit-logging-gcs-")
-    atexit.register(shutil.rmtree, path, ignore_errors=True)
-    return path
 
 
 # ---------------------------------------------------------------------- summary
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    summary = reader.summarize(_sources(args.paths), on_error=_warn)
+    cat = _open(args.paths)
+    if cat.is_empty and not args.json:
+        _note_empty(args.paths)
+        return 0
+    with Progress(_size(cat, "journal"), "summary") as advance:
+        summary = summarize(cat, on_error=_warn, on_bytes=advance)
     data = summary.as_dict()
+    data["runs"] = [
+        {"session_id": r.session_id, "first": r.first, "last": r.last, "hosts": sorted(r.hosts),
+         "ranks": sorted(r.ranks), "files": [f.name for f in r.files]}
+        for r in cat.runs
+    ]  # fmt: skip
     if args.json:
         json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
         print()
@@ -158,23 +151,20 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     print(f"journal lines  {data['journal_lines']}")
     print(f"actions        {data['actions']}")
     print(f"warnings       {data['warnings']}")
+    print(f"rejected       {data['rejected']}")
     print(f"time span      {data['first'] or '-'} .. {data['last'] or '-'}")
-    print(
-        f"sessions       {len(data['sessions'])}"
-        + (
-            f"  ({', '.join(data['sessions'][:5])}"
-            + (", ..." if len(data["sessions"]) > 5 else "")
-            + ")"
-            if data["sessions"]
-            else ""
-        )
+    sessions = data["sessions"]
+    listed = (
+        f"  ({', '.join(sessions[:5])}{', ...' if len(sessions) > 5 else ''})" if sessions else ""
     )
+    print(f"sessions       {len(sessions)}{listed}")
     for title, key in (
         ("by event", "by_event"),
         ("by action type", "by_action_type"),
         ("by status", "by_status"),
         ("by warning type", "by_warning_type"),
         ("by severity", "by_severity"),
+        ("rejected by reason", "by_rejected_reason"),
     ):
         counts = data[key]
         if counts:
@@ -187,63 +177,35 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- query
 
 
-def _query_from(args: argparse.Namespace) -> reader.Query:
+def _query_from(args: argparse.Namespace) -> Query:
     try:
-        since = reader.parse_time(args.since) if args.since else None
-        until = reader.parse_time(args.until) if args.until else None
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    return reader.Query(
+    return Query(
         event=args.event, action=args.action, status=args.status, type=args.type,
         session=args.session, since=since, until=until,
     )  # fmt: skip
 
 
-def _matching(
-    sources: reader.Sources, query: reader.Query, limit: int | None
-) -> Iterator[reader.Entry]:
-    sources.journals = [p for p in sources.journals if not query.skips_journal(p)]
-    if query.event is not None or query.session is not None:
-        sources.actions_json, sources.actions_csv, sources.warnings = [], [], []
-    count = 0
-    for entry in reader.iter_entries(sources, newest_first=True, on_error=_warn):
-        if query.matches(entry):
-            yield entry
-            count += 1
-            if limit is not None and count >= limit:
-                return
-
-
-def _write_json_array(out: TextIO, entries: Iterable[reader.Entry]) -> None:
-    """``entries`` as one JSON array, an entry per line, streamed (never held whole)."""
-    out.write("[")
-    for n, entry in enumerate(entries):
-        out.write(("," if n else "") + "\n  " + json.dumps(entry.data, ensure_ascii=False))
-    out.write("\n]\n")
-
-
 def _cmd_query(args: argparse.Namespace) -> int:
-    entries = _matching(_sources(args.paths), _query_from(args), args.limit)
+    query = _query_from(args)
+    cat = _open(args.paths)
+    if cat.is_empty:
+        _note_empty(args.paths)
+        return 0
+    records = select(cat, query, limit=args.limit, on_error=_warn)
     out = sys.stdout
     if args.format == "jsonl":
-        for entry in entries:
-            print(json.dumps(entry.data, ensure_ascii=False), file=out)
+        write_jsonl(out, records)
     elif args.format == "json":
-        _write_json_array(out, entries)
+        write_json(out, records)
     elif args.format == "csv":
-        writer = csv.writer(out)
-        header: tuple[str, ...] | None = None
-        for entry in entries:
-            if header is None:
-                header = ("kind", *_fields_for(entry.kind))
-                writer.writerow(header)
-            writer.writerow([entry.kind, *(cell(entry.data.get(f)) for f in header[1:])])
+        write_csv(out, records, columns_for(kinds_in(cat, query)))
     else:
-        _print_table(
-            [_table_row(e) for e in entries],
-            out,
-            ("timestamp", "kind", "what", "level/status", "text"),
-        )
+        rows = [_table_row(r) for r in records]
+        _print_table(rows, out, ("timestamp", "kind", "what", "level/status", "text"), _width(args))
     return 0
 
 
@@ -251,60 +213,62 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    hasher = hasher_from_env(args.key)
-    local, remote = _split(args.paths)
-    paths: list[str | Path] = list(local)
-    if remote:
-        spooled = _add_gcs_sources(reader.Sources(), remote)
-        # Every chained log of the bucket, chosen as verify chooses them in a folder.
-        found = (*spooled.journals, *spooled.actions_json, *spooled.actions_csv)
-        paths += [p for p in found if log_kind(p)]
-    progress = sys.stderr.isatty()
-
-    def show(n: int, total: int, journal: Path) -> None:
-        if progress and total > 1:
-            done = int(30 * n / total)
-            bar = f"[{'#' * done}{'.' * (30 - done)}] {n}/{total} {journal.name[:40]:<40}"
-            sys.stderr.write("\r" + bar)
-            sys.stderr.flush()
-
-    report = verify_paths(paths, hasher, on_file=show)
-    if progress:
-        sys.stderr.write("\r" + " " * 80 + "\r")
-    if not report.files:
+    cat = _open(args.paths)
+    if cat.is_empty and not cat.of("manifest"):
         raise CommandError(
-            "no journal, audit_log*.json or chained CSV found under " + " ".join(args.paths)
+            "no audit logs found under " + " ".join(args.paths) + ": nothing to verify"
         )
+    hasher = hasher_from_env(args.key)
+    with Progress(_size(cat), "verify") as advance:
+        previous = [0]
+
+        def on_file(log: Any) -> None:
+            advance(previous[0])
+            previous[0] = log.path.stat().st_size
+
+        try:
+            report = verify(cat, hasher=hasher, public_key=args.public_key, on_file=on_file)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+    if args.against:
+        compare_with_bucket(cat, _open([args.against]), report)
+    failed = not report.ok or (args.strict and bool(report.unproven))
+    if args.json:
+        json.dump(report.as_dict(), sys.stdout, indent=2, ensure_ascii=False)
+        print()
+        return 1 if failed else 0
     for problem in sorted(report.problems, key=lambda p: (p.path, p.line or 0)):
         print(problem)
+    for item in report.unproven:
+        print(item)
+    for name in sorted(report.retired):
+        print(f"{name}: retired")
     status = "intact" if report.ok else f"{len(report.problems)} problem(s)"
-    print(f"{report.files} file(s), {report.lines} line(s): {status}", file=sys.stderr)
-    return 0 if report.ok else 1
+    unproven = ""
+    if report.unproven:
+        total = sum(u.bytes for u in report.unproven)
+        unproven = f", {len(report.unproven)} unproven ({total} byte(s))"
+    print(f"{report.files} file(s), {report.lines} line(s): {status}{unproven}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------------- tail
-
-
-def _newest_journal(path: Path) -> Path | None:
-    if path.is_file():
-        return path
-    journals = sorted(
-        path.rglob("*.jsonl"), key=lambda p: (reader.journal_day(p), p.stat().st_mtime)
-    )
-    return journals[-1] if journals else None
 
 
 def _cmd_tail(args: argparse.Namespace) -> int:
     root = Path(args.path)
     if not root.exists():
         raise FileNotFoundError(2, "No such file or directory", str(root))
-    current = _newest_journal(root)
+    current = newest_journal(root)
+    if current is None and not args.follow:
+        _note_empty(args.path)
+        return 0
     position = 0
     if current is not None:
         # Taken before reading, between two batches: what comes later is followed,
         # and a batch being appended is not printed in part.
         position = size_between_batches(current)
-        for line in _last_lines(current, args.lines, position):
+        for line in last_lines(current, args.lines, position):
             sys.stdout.write(line.decode("utf-8", "replace") + "\n")
     sys.stdout.flush()
     if not args.follow:
@@ -312,7 +276,7 @@ def _cmd_tail(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
     pending = b""
     while deadline is None or time.monotonic() < deadline:
-        newest = _newest_journal(root) if root.is_dir() else current
+        newest = newest_journal(root) if root.is_dir() else current
         if newest is not None and newest != current:
             if current is not None:  # finish the old day before moving on
                 pending, _ = _print_from(current, position, pending)
@@ -325,15 +289,6 @@ def _cmd_tail(args: argparse.Namespace) -> int:
                 pending, position = _print_from(current, position, pending)
         time.sleep(args.interval)
     return 0
-
-
-def _last_lines(path: Path, count: int, end: int) -> Iterator[bytes]:
-    lines: list[bytes] = []
-    for _, line in reader.iter_lines_backwards(path, end):
-        if len(lines) >= count:
-            break
-        lines.append(line)
-    return reversed(lines)
 
 
 def _print_from(path: Path, position: int, pending: bytes) -> tuple[bytes, int]:
@@ -353,21 +308,19 @@ def _print_from(path: Path, position: int, pending: bytes) -> tuple[bytes, int]:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    journals = list(iter_journals([args.path]))
-    if not journals:
-        raise CommandError(f"no journal (*.jsonl) found under {args.path}")
-    sources = reader.Sources(journals=journals)
-    entries = reader.iter_entries(sources, on_error=_warn)
+    cat = _open([args.path])
+    if cat.is_empty:
+        _note_empty(args.path)
+        return 0
+    records = iter_records(cat, newest_first=False, on_error=_warn)
     out: TextIO
     with open(args.output, "w", newline="", encoding="utf-8") if args.output else _stdout() as out:
         if args.to == "csv":
-            fields = (*JOURNAL_FIELDS, *JOURNAL_CONTEXT_FIELDS, "hash")
-            writer = csv.writer(out)
-            writer.writerow(fields)
-            for entry in entries:
-                writer.writerow([cell(entry.data.get(f)) for f in fields])
+            write_csv(out, records, columns_for(kinds_in(cat)))
+        elif args.to == "jsonl":
+            write_jsonl(out, records)
         else:
-            _write_json_array(out, entries)
+            write_json(out, records)
     return 0
 
 
@@ -387,12 +340,11 @@ def _cmd_warnings(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     if not directory.is_dir():
         raise FileNotFoundError(2, "No such directory", str(directory))
-    sources = reader.discover([directory])
-    entries = list(
-        reader.iter_entries(
-            reader.Sources(warnings=sources.warnings), newest_first=True, on_error=_warn
-        )
-    )
+    cat = _open([args.directory])
+    entries = list(iter_records(cat, newest_first=True, kinds=("warning",), on_error=_warn))
+    if not entries and not args.json:
+        _note_empty(args.directory)
+        return 0
     counts = Counter((str(e.data.get("type")), str(e.data.get("severity"))) for e in entries)
     if args.json:
         json.dump(
@@ -416,17 +368,14 @@ def _cmd_warnings(args: argparse.Namespace) -> int:
     print()
     _print_table(
         [
-            [
-                e.timestamp,
-                str(e.data.get("severity")),
-                str(e.data.get("type")),
-                " ".join(str(e.data.get("message") or "").split())[:70],
-            ]
+            [e.timestamp, str(e.data.get("severity")), str(e.data.get("type")),
+             " ".join(str(e.data.get("message") or "").split())]
             for e in entries
         ],
         sys.stdout,
         ("timestamp", "severity", "type", "message"),
-    )
+        _width(args),
+    )  # fmt: skip
     return 0
 
 
@@ -453,19 +402,63 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- main
 
+_EXAMPLES = {
+    "summary": "example:\n  audit-logging summary runs/ --json | jq .by_event",
+    "query": (
+        "examples:\n  audit-logging query runs/ --limit 10 --format table\n"
+        "  audit-logging query runs/ --event ISSUE_DETECTED --since 2026-05-01\n"
+        "  audit-logging query gs://bucket/runs --action tag_add --format csv > tags.csv"
+    ),
+    "verify": (
+        "examples:\n  audit-logging verify runs/   # exit 0 intact, 1 not, 2 nothing to check\n"
+        "  audit-logging verify runs/ --json --strict\n"
+        "  audit-logging verify runs/ --against gs://bucket/runs"
+    ),
+    "tail": "example:\n  audit-logging tail runs/logs -n 20 -f",
+    "export": (
+        "examples:\n  audit-logging export runs/ --to csv -o all.csv\n"
+        "  audit-logging export runs/audit_log.json --to jsonl"
+    ),
+    "warnings": "example:\n  audit-logging warnings training_logs/warnings --json",
+    "demo": "example:\n  audit-logging demo --out demo-logs && audit-logging summary demo-logs",
+}
+
+
+def _sub(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog=_EXAMPLES.get(name),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+def _limit(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="audit-logging", description="Read, check and demo audit_logging outputs."
+        prog="audit-logging",
+        description="Read, check and demo audit_logging outputs.",
+        epilog="PATH: a folder (searched recursively), a file, or gs://bucket/prefix.\n"
+        "Run `audit-logging COMMAND --help` for an example of each command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"audit-logging {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("summary", help="counts by event, action, status, warning type")
+    p = _sub(sub, "summary", "counts by event, action, status, warning type, rejection reason")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", action="store_true", help="the stable machine-readable shape")
     p.set_defaults(func=_cmd_summary)
 
-    p = sub.add_parser("query", help="filtered records, newest first")
+    p = _sub(sub, "query", "filtered records of every kind, newest first")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--event")
     p.add_argument("--action", help="action_type")
@@ -475,15 +468,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="ISO 8601 time (UTC unless it says otherwise)")
     p.add_argument("--session")
     p.add_argument("--format", choices=("jsonl", "json", "csv", "table"), default="jsonl")
-    p.add_argument("--limit", type=int)
+    p.add_argument("--limit", type=_limit, help="at most N records, the newest (0: none)")
+    p.add_argument("--wide", action="store_true", help="table: do not cut to the terminal")
     p.set_defaults(func=_cmd_query)
 
-    p = sub.add_parser("verify", help="check hash chains and digests")
+    p = _sub(sub, "verify", "check hash chains, digests, the manifest and the bucket's copy")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--key", help="HMAC key (default: $AUDIT_LOG_HMAC_KEY)")
+    p.add_argument("--json", action="store_true", help="the stable machine-readable shape")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any byte is unproven")
+    p.add_argument("--against", metavar="GS_URL", help="compare with the bucket's copy")
+    p.add_argument("--public-key", help="Ed25519 public key to check signatures with")
     p.set_defaults(func=_cmd_verify)
 
-    p = sub.add_parser("tail", help="the last lines of the journal; -f follows it")
+    p = _sub(sub, "tail", "the last lines of the newest journal; -f follows it")
     p.add_argument("path", metavar="PATH")
     p.add_argument("-n", "--lines", type=int, default=10)
     p.add_argument("-f", "--follow", action="store_true")
@@ -491,21 +489,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=float, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_tail)
 
-    p = sub.add_parser("export", help="journal to CSV or a JSON array")
+    p = _sub(sub, "export", "every record (journal, array, CSV, warnings) as CSV, JSON or JSONL")
     p.add_argument("path", metavar="PATH")
-    p.add_argument("--to", choices=("csv", "json"), required=True)
+    p.add_argument("--to", choices=("csv", "json", "jsonl"), required=True)
     p.add_argument("--output", "-o", help="file to write (default: stdout)")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("warnings", help="warning files per type and severity")
+    p = _sub(sub, "warnings", "warning files per type and severity")
     p.add_argument("directory", metavar="DIR")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--wide", action="store_true", help="do not cut to the terminal")
     p.set_defaults(func=_cmd_warnings)
 
-    p = sub.add_parser("demo", help="simulate a short training run and write real logs")
+    p = _sub(sub, "demo", "simulate a short training run and write real logs")
     p.add_argument("--out", default="demo-logs", help="folder for the logs (default: demo-logs)")
     p.set_defaults(func=_cmd_demo)
-    sql.add_commands(sub)
+
+    try:  # `report` and `compare`, when that part of the package is present
+        from audit_logging.report.cli import add_commands  # type: ignore[import-not-found]
+    except ImportError:
+        pass
+    else:  # pragma: no cover - the report branch
+        add_commands(sub)
     return parser
 
 

@@ -45,7 +45,7 @@ from typing import Any
 from audit_logging._group_commit import GroupCommit
 from audit_logging._options import check_writable_dir
 from audit_logging.config import parse_formats
-from audit_logging.reader import Sources, summarize
+from audit_logging.read import Catalogue, LogFile, summarize
 from audit_logging.schema import ActionType
 from audit_logging.writers._base import AuditWriter
 from audit_logging.writers.csv import CsvHandler
@@ -332,13 +332,12 @@ class AuditLogger:
         """
         # Read as `audit-logging summary` reads: under the writers' lock, CSV
         # cells restored. A file not written yet counts nothing.
+        files: list[LogFile] = []
         if "json" in self.formats:
-            sources = Sources(actions_json=_existing(self.json_path))
+            files = [LogFile(p, "array") for p in _existing(self.json_path)]
         elif "csv" in self.formats:
-            sources = Sources(actions_csv=_existing(self.csv_path))
-        else:
-            sources = Sources()
-        summary = summarize(sources)
+            files = [LogFile(p, "csv") for p in _existing(self.csv_path)]
+        summary = summarize(Catalogue([str(self.root_log_dir)], files))
         return {
             "total_events": summary.actions,
             "by_action_type": dict(summary.action_types),

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from audit_logging.chain import Hasher, verify_paths
+from audit_logging.chain import Hasher
 from audit_logging.cli import main
+from audit_logging.read.verify import verify_paths
 from audit_logging.writers.csv import CHAINED_HEADER, HEADER, CsvHandler
 from audit_logging.writers.json_array import JsonArrayHandler
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from audit_logging import JsonlHandler
-from audit_logging.chain import Hasher, split_hash, verify_paths
+from audit_logging.chain import Hasher, split_hash
+from audit_logging.read.verify import verify_paths
 
 from helpers import journal_files, read_jsonl, read_while_a_writer_is_mid_batch
 
@@ -194,7 +195,7 @@ def test_unchained_journals_have_no_hash(tmp_path: Path, logger: logging.Logger)
 def test_a_folder_is_searched_for_journals_arrays_and_chained_csv(
     tmp_path: Path, logger: logging.Logger
 ) -> None:
-    from audit_logging.chain import iter_logs
+    from audit_logging.read import catalogue
     from audit_logging.writers.csv import CsvHandler
     from audit_logging.writers.json_array import JsonArrayHandler
 
@@ -208,16 +209,25 @@ def test_a_folder_is_searched_for_journals_arrays_and_chained_csv(
     ):
         handler.handle_batch([rec, rec])
         handler.close()
-    found = [(kind, path.relative_to(tmp_path).as_posix()) for kind, path in iter_logs([tmp_path])]
+    found = [
+        (log.kind, log.path.relative_to(tmp_path).as_posix())
+        for log in catalogue([tmp_path]).files
+        if log.kind != "manifest"
+    ]
     assert found == [
         ("journal", "audit_log-2026-11-01.jsonl"),
+        ("digest", "audit_log-2026-11-01.jsonl.digest.json"),
         ("journal", "audit_log-2026-11-02.jsonl"),
+        ("digest", "audit_log-2026-11-02.jsonl.digest.json"),
         ("csv", "runs/audit_log.csv"),
         ("array", "runs/audit_log.json"),
+        ("csv", "runs/plain.csv"),
     ]
     report = verify_paths([tmp_path])
     assert report.ok, report.problems
     assert (report.files, report.lines) == (4, 10)
+    # The unchained CSV is not verified by a chain: it is named as unproven.
+    assert [u.path for u in report.unproven] == [str(tmp_path / "runs" / "plain.csv")]
 
 
 def test_verify_waits_for_a_batch_being_appended(tmp_path: Path, logger: logging.Logger) -> None:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit_logging import AuditQueueHandler, JsonlHandler
-from audit_logging.chain import verify_paths
+from audit_logging.read.verify import verify_paths
 from audit_logging.writers.csv import CsvHandler
 from audit_logging.writers.json_array import JsonArrayHandler
 

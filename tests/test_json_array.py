@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from audit_logging.chain import verify_paths
+from audit_logging.read.verify import verify_paths
 from audit_logging.writers.json_array import PAGE, JsonArrayHandler, read_array_bytes
 
 from helpers import REPO

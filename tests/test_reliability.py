@@ -20,7 +20,7 @@ import pytest
 
 import audit_logging._files as file_layer
 from audit_logging import AuditQueueHandler, JsonlHandler
-from audit_logging.chain import verify_paths
+from audit_logging.read.verify import verify_paths
 
 from helpers import REPO, journal_files, read_jsonl
 

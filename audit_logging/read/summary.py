@@ -1,0 +1,182 @@
+"""``summary``: counts by event, action type, status, warning type, severity, rejection reason.
+
+Journals are counted without parsing each line: the writer puts
+``{"timestamp":"…","event":"…"`` first on every line and ``"level":…,"logger":…,
+"session_id":…,"host":…`` in its context, so a regular expression over 4 MiB
+blocks finds them (C speed, no ``json.loads`` per line). A block with any line
+of another shape is read line by line with a JSON parser instead, so the
+answer is the same as parsing everything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
+
+from audit_logging._files import size_between_batches
+from audit_logging.read.catalogue import Catalogue, LogFile
+from audit_logging.read.records import Record, iter_records, loads
+
+__all__ = ["Summary", "summarize"]
+
+_BLOCK = 4 << 20
+_HEAD = re.compile(rb'^\{"timestamp":"([^"\\]*)","event":"([^"\\]*)"', re.M)
+_first, _second = itemgetter(0), itemgetter(1)
+_CONTEXT = re.compile(
+    rb'"level":"[A-Z]*","logger":"(?:[^"\\]|\\.)*","session_id":"([^"\\]*)","host":"([^"\\]*)"'
+)
+
+
+@dataclass
+class Summary:
+    """What ``summary`` prints; :meth:`as_dict` is the ``summary --json`` shape."""
+
+    files: int = 0
+    journal_lines: int = 0
+    actions: int = 0
+    warnings: int = 0
+    rejected: int = 0
+    malformed: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    action_types: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+    warning_types: Counter[str] = field(default_factory=Counter)
+    severities: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    sessions: set[str] = field(default_factory=set)
+    hosts: set[str] = field(default_factory=set)
+    first: str | None = None
+    last: str | None = None
+
+    def stamp(self, low: str, high: str) -> None:
+        if low and (self.first is None or low < self.first):
+            self.first = low
+        if high and (self.last is None or high > self.last):
+            self.last = high
+
+    def add(self, record: Record) -> None:
+        """Count one record (any kind)."""
+        d = record.data
+        if record.kind == "journal":
+            self.journal_lines += 1
+            self.events[str(d.get("event"))] += 1
+            if isinstance(d.get("session_id"), str):
+                self.sessions.add(d["session_id"])
+            if isinstance(d.get("host"), str):
+                self.hosts.add(d["host"])
+        elif record.kind == "action":
+            self.actions += 1
+            self.action_types[str(d.get("action_type"))] += 1
+            self.statuses[str(d.get("status"))] += 1
+        elif record.kind == "rejected":
+            self.rejected += 1
+            self.reasons[str(d.get("reason"))] += 1
+        else:
+            self.warnings += 1
+            self.warning_types[str(d.get("type"))] += 1
+            self.severities[str(d.get("severity"))] += 1
+        ts = record.timestamp
+        self.stamp(ts, ts)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The documented, stable ``summary --json`` shape (see the README)."""
+        return {
+            "files": self.files,
+            "journal_lines": self.journal_lines,
+            "actions": self.actions,
+            "warnings": self.warnings,
+            "rejected": self.rejected,
+            "malformed_lines": self.malformed,
+            "first": self.first,
+            "last": self.last,
+            "sessions": sorted(self.sessions),
+            "hosts": sorted(self.hosts),
+            "by_event": dict(self.events.most_common()),
+            "by_action_type": dict(self.action_types.most_common()),
+            "by_status": dict(self.statuses.most_common()),
+            "by_warning_type": dict(self.warning_types.most_common()),
+            "by_severity": dict(self.severities.most_common()),
+            "by_rejected_reason": dict(self.reasons.most_common()),
+        }
+
+
+def _slow_block(
+    summary: Summary, log: LogFile, block: bytes, on_error: Callable[[str], None]
+) -> None:
+    for line in block.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            data = loads(line)
+        except ValueError:
+            summary.malformed += 1
+            on_error(f"{log.name}: malformed line skipped: {line[:60]!r}")
+            continue
+        if isinstance(data, dict):
+            summary.add(Record("journal", log.name, None, data))
+
+
+def scan_journal(
+    summary: Summary,
+    log: LogFile,
+    on_error: Callable[[str], None] = lambda _: None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> None:
+    """Add the lines of one journal to ``summary``, in 4 MiB blocks."""
+    end = size_between_batches(log.path)
+    events = summary.events
+    with log.path.open("rb") as fh:
+        rest = b""
+        done = 0
+        while done < end:
+            data = fh.read(min(_BLOCK, end - done))
+            if not data:
+                break
+            done += len(data)
+            if on_bytes is not None:
+                on_bytes(len(data))
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest += data
+                continue
+            block, rest = rest + data[:cut], data[cut + 1 :]
+            heads = _HEAD.findall(block)
+            contexts = _CONTEXT.findall(block)
+            lines = block.count(b"\n") + 1
+            if len(heads) != lines or len(contexts) != lines:
+                _slow_block(summary, log, block, on_error)
+                continue
+            summary.journal_lines += lines
+            for event, count in Counter(map(_second, heads)).items():
+                events[event.decode("utf-8", "replace")] += count
+            summary.stamp(min(map(_first, heads)).decode(), max(map(_first, heads)).decode())
+            for session, host in set(contexts):
+                summary.sessions.add(session.decode("utf-8", "replace"))
+                summary.hosts.add(host.decode("utf-8", "replace"))
+        if rest.strip():
+            _slow_block(summary, log, rest, on_error)
+
+
+def summarize(
+    cat: Catalogue,
+    *,
+    on_error: Callable[[str], None] = lambda _: None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Summary:
+    """Count everything in ``cat``: journals by block scan, the rest record by record.
+
+    An action in both ``audit_log.json`` and ``audit_log.csv`` of a folder
+    counts once (see :mod:`audit_logging.read.records`).
+    """
+    summary = Summary(files=len(cat.files))
+    for log in cat.of("journal"):
+        scan_journal(summary, log, on_error, on_bytes)
+    for record in iter_records(
+        cat, newest_first=False, kinds=("action", "warning", "rejected"), on_error=on_error
+    ):
+        summary.add(record)
+    return summary
