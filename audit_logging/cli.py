@@ -87,9 +87,13 @@ def _print_table(
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
-    if width is not None:
-        room = width - sum(widths[:-1]) - 2 * (len(widths) - 1)
-        widths[-1] = max(10, min(widths[-1], room))
+    if width is not None:  # cut the widest columns (never the first) until the row fits
+        room = width - 2 * (len(widths) - 1)
+        while sum(widths) > room:
+            widest = max(range(1, len(widths)), key=lambda i: widths[i])
+            if widths[widest] <= 4:
+                break
+            widths[widest] -= 1
 
     def line(cells: Sequence[str]) -> str:
         cut = [
@@ -214,7 +218,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     cat = _open(args.paths)
-    if cat.is_empty and not cat.of("manifest"):
+    if cat.is_empty and not cat.of("manifest") and not args.against:
         raise CommandError(
             "no audit logs found under " + " ".join(args.paths) + ": nothing to verify"
         )

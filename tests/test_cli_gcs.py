@@ -97,3 +97,28 @@ def test_verify_chooses_the_bucket_s_files_as_it_chooses_a_folder_s(
     local = capsys.readouterr().err
     assert main(["verify", f"gs://{gcs_bucket.name}/gpu-9"]) == 0
     assert capsys.readouterr().err == local == "1 file(s), 1 line(s): intact\n"
+
+
+def test_verify_against_the_bucket_names_what_differs_on_either_side(
+    mirrored: str, gcs_bucket: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = tmp_path / "logs"
+    prefix = f"{mirrored}/run-1"
+    assert main(["verify", str(local), "--against", prefix]) == 0
+    assert capsys.readouterr().out == ""
+    [journal] = sorted(local.glob("ml-platform-*.jsonl"))
+    blob = gcs_bucket.blob(f"gpu-7/run-1/{journal.name}")
+    original = journal.read_bytes()
+    blob.upload_from_string(original.replace(b'"step":3}', b'"step":4}'))
+    assert main(["verify", str(local), "--against", prefix]) == 1
+    assert capsys.readouterr().out.strip() == (
+        f"{journal}: differs: differs from {prefix}/{journal.name}"
+    )
+    blob.delete()
+    assert main(["verify", str(local), "--against", prefix]) == 1
+    assert capsys.readouterr().out.strip() == f"{journal}: missing: not in the bucket"
+    blob.upload_from_string(original)
+    journal.unlink()
+    assert main(["verify", str(local), "--against", prefix]) == 1
+    out = capsys.readouterr().out
+    assert f"{prefix}/{journal.name}: missing: in the bucket, not here" in out.splitlines()

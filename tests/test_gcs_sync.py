@@ -16,13 +16,9 @@ from typing import Any
 
 import pytest
 
+from audit_logging.read.gcs import iter_gcs_lines, list_gcs_objects
 from audit_logging.writers.csv import CsvHandler
-from audit_logging.writers.gcs import (
-    STATE_FILE,
-    GcsSyncHandler,
-    iter_gcs_lines,
-    list_gcs_objects,
-)
+from audit_logging.writers.gcs import STATE_FILE, GcsSyncHandler
 from audit_logging.writers.json_array import JsonArrayHandler
 
 from gcs_server import GcsServer

@@ -14,7 +14,6 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 from audit_logging._files import size_between_batches
@@ -24,11 +23,11 @@ from audit_logging.read.records import Record, iter_records, loads
 __all__ = ["Summary", "summarize"]
 
 _BLOCK = 4 << 20
-_HEAD = re.compile(rb'^\{"timestamp":"([^"\\]*)","event":"([^"\\]*)"', re.M)
-_first, _second = itemgetter(0), itemgetter(1)
-_CONTEXT = re.compile(
-    rb'"level":"[A-Z]*","logger":"(?:[^"\\]|\\.)*","session_id":"([^"\\]*)","host":"([^"\\]*)"'
-)
+# Each pattern starts with a literal (the line's start), which the regex engine
+# searches for fast; two simple patterns run faster than one with two groups.
+_STAMP = re.compile(rb'\n\{"timestamp":"([^"\\]*)"')
+_EVENT = re.compile(rb'\n\{"timestamp":"[^"\\]*","event":"([^"\\]*)"')
+_CONTEXT = re.compile(rb',"session_id":"([^"\\]*)","host":"([^"\\]*)","pid":')
 
 
 @dataclass
@@ -120,6 +119,33 @@ def _slow_block(
             summary.add(Record("journal", log.name, None, data))
 
 
+def _scan_block(summary: Summary, block: bytes) -> bool:
+    """Count a block of whole lines (starting with ``\\n``) by pattern; ``False`` if any line
+    has another shape (the caller then parses the block line by line)."""
+    lines = block.count(b"\n")
+    stamps = _STAMP.findall(block)
+    events = _EVENT.findall(block)
+    if len(stamps) != lines or len(events) != lines:
+        return False
+    # Sessions rarely change within a block: count the first line's context
+    # (C speed); only a block with several is searched in full.
+    first = _CONTEXT.search(block)
+    if first is None:
+        return False
+    if block.count(first[0]) == lines == block.count(b'"session_id":'):
+        contexts = {(first[1], first[2])}
+    else:
+        contexts = set(_CONTEXT.findall(block))
+    summary.journal_lines += lines
+    for event, count in Counter(events).items():
+        summary.events[event.decode("utf-8", "replace")] += count
+    summary.stamp(min(stamps).decode(), max(stamps).decode())
+    for session, host in contexts:
+        summary.sessions.add(session.decode("utf-8", "replace"))
+        summary.hosts.add(host.decode("utf-8", "replace"))
+    return True
+
+
 def scan_journal(
     summary: Summary,
     log: LogFile,
@@ -128,7 +154,6 @@ def scan_journal(
 ) -> None:
     """Add the lines of one journal to ``summary``, in 4 MiB blocks."""
     end = size_between_batches(log.path)
-    events = summary.events
     with log.path.open("rb") as fh:
         rest = b""
         done = 0
@@ -143,20 +168,9 @@ def scan_journal(
             if cut < 0:
                 rest += data
                 continue
-            block, rest = rest + data[:cut], data[cut + 1 :]
-            heads = _HEAD.findall(block)
-            contexts = _CONTEXT.findall(block)
-            lines = block.count(b"\n") + 1
-            if len(heads) != lines or len(contexts) != lines:
+            block, rest = b"\n" + rest + data[:cut], data[cut + 1 :]
+            if not _scan_block(summary, block):
                 _slow_block(summary, log, block, on_error)
-                continue
-            summary.journal_lines += lines
-            for event, count in Counter(map(_second, heads)).items():
-                events[event.decode("utf-8", "replace")] += count
-            summary.stamp(min(map(_first, heads)).decode(), max(map(_first, heads)).decode())
-            for session, host in set(contexts):
-                summary.sessions.add(session.decode("utf-8", "replace"))
-                summary.hosts.add(host.decode("utf-8", "replace"))
         if rest.strip():
             _slow_block(summary, log, rest, on_error)
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from audit_logging.chain import Hasher, hasher_from_env
+from audit_logging.chain import Hasher, hasher_from_env, predecessor
 from audit_logging.formats import journal_key
 from audit_logging.read.catalogue import Catalogue, LogFile, catalogue
 from audit_logging.read.report import Problem, Unproven, VerifyReport
@@ -107,7 +107,9 @@ def verify(
         if on_file is not None:
             on_file(log)
         if log.kind == "journal":
-            end = verify_journal(log.path, log.name, hasher, report, before.get(log.path))
+            # A journal named alone still chains to the day before it in its folder.
+            anchor = before.get(log.path) or predecessor(log.path)
+            end = verify_journal(log.path, log.name, hasher, report, anchor)
             report.files += 1
             report.lines += end.lines
             ends[log.path] = end
