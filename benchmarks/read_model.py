@@ -55,12 +55,12 @@ def build(directory: Path, lines: int) -> Path:
     from audit_logging.writers.jsonl import JsonlHandler
 
     handler = JsonlHandler(directory=directory, prefix="bench", digest_interval=3600)
-    reasoning = "validation loss still decreasing (patience 3 of 5)"
+    reasoning = "val loss down"
     batch = []
-    start = 1_780_000_000.0  # 2026-05-28T20:26:40Z: every line in one UTC day
+    start = 1_779_926_400.0  # 2026-05-28T00:00:00Z: every line in one UTC day
     for n in range(lines):
         record = logging.LogRecord("bench", logging.INFO, __file__, 1, "step", None, None)
-        record.created = start + n * 0.01
+        record.created = start + n * 0.02
         record.__dict__.update(
             event="TRAINING_PROGRESS" if n % 100 else "MODEL_EVALUATED",
             dataset="churn.csv",

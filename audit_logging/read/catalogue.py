@@ -173,12 +173,12 @@ def catalogue(paths: Iterable[str | os.PathLike[str]], *, cache: Path | None = N
 
 
 def _remote(url: str, cache: Path | None) -> list[LogFile]:
-    from audit_logging.read import gcs
+    from audit_logging.read.gcs import spool
 
     if cache is None:
         cache = Path(os.environ.get("AUDIT_LOG_CACHE") or _temp_dir())
     found = []
-    for obj, local in gcs.spool(url, cache):
+    for obj, local in spool(url, cache):
         kind = kind_of(local)
         if kind is not None:
             found.append(LogFile(local, kind, _session_of(local, kind), obj.url))
