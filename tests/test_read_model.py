@@ -15,7 +15,9 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -292,3 +294,37 @@ def test_progress_bar_only_on_a_terminal_for_big_input(tmp_path: Path) -> None:
     assert piped.returncode == 0 and piped.stderr == ""
     code, out = _on_a_terminal(["summary", str(tmp_path)], columns=100)
     assert code == 0 and "summary" in out.split("journal lines")[0] and "B/s" in out
+
+
+def test_big_files_are_read_in_pieces_with_the_same_answers(
+    tmp_path: Path, logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audit_logging.read import _pieces, summary, verify  # verify: the function
+
+    journal(tmp_path, logger, [at(9, 0)] * 2000, "TRAINING_PROGRESS")
+    [path] = sorted(tmp_path.glob("ml-platform-*.jsonl"))
+    ranges = _pieces.split_at_lines(path, path.stat().st_size, 3)
+    data = path.read_bytes()
+    assert len(ranges) == 3 and all(data[a - 1 : a] == b"\n" for a, _ in ranges[1:])
+    calls: list[int] = []
+    real = _pieces.in_pieces
+
+    def counting(work: Any, file: Path, end: int) -> Any:
+        results = real(work, file, end)
+        calls.append(len(results))
+        return results
+
+    monkeypatch.setattr(_pieces, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(summary, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(summary, "in_pieces", counting)
+    monkeypatch.setattr("audit_logging.read.verify_journal.in_pieces", counting)
+    cat = catalogue([tmp_path])
+    assert summarize(cat).journal_lines == 2000
+    assert verify(cat).ok
+    lines = data.splitlines(keepends=True)
+    lines[1500] = lines[1500].replace(b'"n":1500', b'"n":15')
+    path.write_bytes(b"".join(lines))
+    report = verify(catalogue([tmp_path]))
+    assert [(p.line, p.kind) for p in report.problems] == [(1501, "edited")]
+    if threading.active_count() == 1:  # workers are forked only from a single thread
+        assert calls and min(calls) > 1

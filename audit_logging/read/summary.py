@@ -10,13 +10,16 @@ answer is the same as parsing everything.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from audit_logging._files import size_between_batches
+from audit_logging.read._pieces import PARALLEL_FROM, in_pieces
 from audit_logging.read.catalogue import Catalogue, LogFile
 from audit_logging.read.records import Record, iter_records, loads
 
@@ -146,17 +149,17 @@ def _scan_block(summary: Summary, block: bytes) -> bool:
     return True
 
 
-def scan_journal(
-    summary: Summary,
-    log: LogFile,
-    on_error: Callable[[str], None] = lambda _: None,
-    on_bytes: Callable[[int], None] | None = None,
-) -> None:
-    """Add the lines of one journal to ``summary``, in 4 MiB blocks."""
-    end = size_between_batches(log.path)
-    with log.path.open("rb") as fh:
+def _scan_range(
+    path: str, start: int, end: int, name: str = "", on_bytes: Callable[[int], None] | None = None
+) -> tuple[Summary, list[str]]:
+    """Count the lines in ``[start, end)`` (whole lines); the counts and the errors met."""
+    summary = Summary()
+    errors: list[str] = []
+    log = LogFile(Path(path), "journal", remote=name or None)
+    with open(path, "rb") as fh:
+        fh.seek(start)
         rest = b""
-        done = 0
+        done = start
         while done < end:
             data = fh.read(min(_BLOCK, end - done))
             if not data:
@@ -170,9 +173,39 @@ def scan_journal(
                 continue
             block, rest = b"\n" + rest + data[:cut], data[cut + 1 :]
             if not _scan_block(summary, block):
-                _slow_block(summary, log, block, on_error)
+                _slow_block(summary, log, block, errors.append)
         if rest.strip():
-            _slow_block(summary, log, rest, on_error)
+            _slow_block(summary, log, rest, errors.append)
+    return summary, errors
+
+
+def _merge(into: Summary, part: Summary) -> None:
+    into.journal_lines += part.journal_lines
+    into.malformed += part.malformed
+    into.events.update(part.events)
+    into.sessions |= part.sessions
+    into.hosts |= part.hosts
+    into.stamp(part.first or "", part.last or "")
+
+
+def scan_journal(
+    summary: Summary,
+    log: LogFile,
+    on_error: Callable[[str], None] = lambda _: None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> None:
+    """Add the lines of one journal to ``summary``: 4 MiB blocks, in worker processes when big."""
+    end = size_between_batches(log.path)
+    if end < PARALLEL_FROM:
+        parts = [_scan_range(str(log.path), 0, end, log.name, on_bytes)]
+    else:
+        parts = in_pieces(functools.partial(_scan_range, name=log.name), log.path, end)
+        if on_bytes is not None:
+            on_bytes(end)
+    for part, errors in parts:
+        _merge(summary, part)
+        for message in errors:
+            on_error(message)
 
 
 def summarize(

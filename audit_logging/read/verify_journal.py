@@ -14,18 +14,18 @@ Two passes, the second only when the first finds anything wrong:
 
 from __future__ import annotations
 
-import concurrent.futures
+import functools
 import hashlib
 import hmac
 import itertools
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from audit_logging._files import between_batches, iter_lines
 from audit_logging.chain import GENESIS, Hasher, digest_path, seq_of, split_hash
+from audit_logging.read._pieces import in_pieces
 from audit_logging.read.catalogue import peek_lines
 from audit_logging.read.report import Problem, VerifyReport
 
@@ -34,7 +34,6 @@ __all__ = ["JournalEnd", "verify_journal"]
 _BLOCK = 4 << 20
 _MEMBER = b',"hash":"'
 _SUFFIX = len(_MEMBER) + 64 + 2  # ,"hash":"<64 hex>"}
-_PARALLEL_FROM = 16 << 20  # bytes: below this, starting processes costs more than it saves
 
 
 @dataclass
@@ -125,37 +124,9 @@ def _piece(path: str, start: int, end: int, key: bytes | None) -> tuple[bool, in
     return True, lines, first, last or first
 
 
-def _split(path: Path, end: int, pieces: int) -> list[tuple[int, int]]:
-    """``pieces`` ranges of ``[0, end)`` that start at line starts."""
-    bounds = [0]
-    with path.open("rb") as fh:
-        for k in range(1, pieces):
-            fh.seek(end * k // pieces)
-            fh.readline()
-            at = fh.tell()
-            if bounds[-1] < at < end:
-                bounds.append(at)
-    bounds.append(end)
-    return list(itertools.pairwise(bounds))
-
-
-def _workers() -> int:
-    try:
-        return max(1, min(4, len(os.sched_getaffinity(0))))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, min(4, os.cpu_count() or 1))
-
-
 def _fast(path: Path, end: int, hasher: Hasher) -> tuple[int, bytes, bytes] | None:
     """``(lines, first line, last line)`` when every line links to the one before, else None."""
-    workers = _workers() if end >= _PARALLEL_FROM else 1
-    ranges = _split(path, end, workers) if workers > 1 else [(0, end)]
-    if len(ranges) == 1:
-        results = [_piece(str(path), 0, end, hasher.key)]
-    else:
-        with concurrent.futures.ProcessPoolExecutor(len(ranges)) as pool:
-            futures = [pool.submit(_piece, str(path), a, b, hasher.key) for a, b in ranges]
-            results = [f.result() for f in futures]
+    results = in_pieces(functools.partial(_piece, key=hasher.key), path, end)
     if not all(ok for ok, *_ in results):
         return None
     link = _link_function(hasher.key)
