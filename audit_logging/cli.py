@@ -39,7 +39,7 @@ from audit_logging.read.query import (
 from audit_logging.read.tail import last_lines, newest_journal
 from audit_logging.read.verify import compare_with_bucket
 
-__all__ = ["build_parser", "main", "run_demo"]
+__all__ = ["build_parser", "main"]
 
 
 class CommandError(Exception):

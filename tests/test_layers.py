@@ -13,13 +13,24 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _nodes(tree: ast.Module) -> list[ast.AST]:
+    """Every node but those of a module-level ``__getattr__`` (PEP 562 lazy re-exports, kept
+    for names that moved: they are not what the module depends on)."""
+    nodes: list[ast.AST] = []
+    for top in tree.body:
+        if isinstance(top, ast.FunctionDef) and top.name == "__getattr__":
+            continue
+        nodes.extend(ast.walk(top))
+    return nodes
+
+
 def _imports() -> dict[str, set[str]]:
     """Every module of ours each module imports, anywhere in it (functions too)."""
     graph: dict[str, set[str]] = {}
     for path in PACKAGE.rglob("*.py"):
         name = _module_name(path)
         found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in _nodes(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 if node.module.startswith("audit_logging"):
                     found.add(node.module)
