@@ -18,7 +18,10 @@ like a journal (``seq``, ``hash``: SHA-256, or HMAC-SHA256 with
 ``audit-logging verify`` checks every file the manifest names.
 
 Writers call :func:`append` (or the helpers) after the bytes are on disk;
-appends from several processes serialise on the manifest's own lock.
+appends from several processes serialise on the manifest's own lock. A writer
+passes ``on_error``: a manifest that cannot be written is then reported
+through it rather than raised, so that the batch already on disk is not sent
+back to be retried (which would write it twice).
 This module imports only ``_files``, ``chain`` and ``schema``.
 """
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 import portalocker
@@ -58,21 +62,35 @@ def _tail(fd: int, size: int) -> tuple[int, bytes]:
     return 0, GENESIS.encode("ascii")
 
 
+OnError = Callable[[OSError], None]
+
+
 def append(
     directory: str | os.PathLike[str],
     op: str,
     file: str,
     *,
     hasher: Hasher | None = None,
+    on_error: OnError | None = None,
     **fields: Any,
 ) -> None:
     """Append one chained line ``{timestamp, op, file, **fields, seq, hash}`` to the manifest.
 
-    ``file`` is the file's name relative to ``directory``. Raises ``OSError``
-    when the manifest cannot be written (the caller reports it as it reports
-    a failed write of its own).
+    ``file`` is the file's name relative to ``directory``. When the manifest
+    cannot be written, ``on_error(exc)`` is called, or the ``OSError`` raised
+    without it.
     """
-    hasher = hasher or hasher_from_env()
+    try:
+        _append(directory, op, file, hasher or hasher_from_env(), fields)
+    except OSError as exc:
+        if on_error is None:
+            raise
+        on_error(exc)
+
+
+def _append(
+    directory: str | os.PathLike[str], op: str, file: str, hasher: Hasher, fields: dict[str, Any]
+) -> None:
     path = os.path.join(os.fspath(directory), MANIFEST_NAME)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_CLOEXEC | _O_NOFOLLOW, 0o600)
     try:
@@ -102,17 +120,32 @@ def _ends_with_newline(path: str, size: int) -> bool:
 
 
 def created(
-    directory: str | os.PathLike[str], file: str, kind: str, data: bytes | None = None
+    directory: str | os.PathLike[str],
+    file: str,
+    kind: str,
+    data: bytes | None = None,
+    *,
+    on_error: OnError | None = None,
 ) -> None:
     """A file begun; ``data``: the whole content of a file written once (a warning file)."""
     if data is None:
-        append(directory, "created", file, kind=kind)
+        append(directory, "created", file, kind=kind, on_error=on_error)
     else:
         digest = hashlib.sha256(data).hexdigest()
-        append(directory, "created", file, kind=kind, size=len(data), sha256=digest)
+        append(
+            directory, "created", file, kind=kind, size=len(data), sha256=digest,
+            on_error=on_error,
+        )  # fmt: skip
 
 
-def batch(directory: str | os.PathLike[str], file: str, start: int, data: bytes) -> None:
+def batch(
+    directory: str | os.PathLike[str],
+    file: str,
+    start: int,
+    data: bytes,
+    *,
+    on_error: OnError | None = None,
+) -> None:
     """Bytes ``data`` appended at offset ``start`` of ``file`` (a file without its own chain)."""
     append(
         directory,
@@ -121,6 +154,7 @@ def batch(directory: str | os.PathLike[str], file: str, start: int, data: bytes)
         start=start,
         end=start + len(data),
         sha256=hashlib.sha256(data).hexdigest(),
+        on_error=on_error,
     )
 
 
@@ -132,11 +166,17 @@ def sealed(
     last_hash: str,
     size: int,
     op: str = "sealed",
+    on_error: OnError | None = None,
 ) -> None:
     """A journal closed (``op="sealed"``) or left for the next day's (``op="rotated"``)."""
-    append(directory, op, file, last_seq=last_seq, last_hash=last_hash, size=size)
+    append(
+        directory, op, file, last_seq=last_seq, last_hash=last_hash, size=size,
+        on_error=on_error,
+    )  # fmt: skip
 
 
-def retired(directory: str | os.PathLike[str], file: str, reason: str) -> None:
+def retired(
+    directory: str | os.PathLike[str], file: str, reason: str, *, on_error: OnError | None = None
+) -> None:
     """A file removed on purpose (retention): ``verify`` reports it as retired, not missing."""
-    append(directory, "retired", file, reason=reason)
+    append(directory, "retired", file, reason=reason, on_error=on_error)

@@ -175,3 +175,12 @@ def test_manifest_lines_chain_like_a_journal(tmp_path: Path) -> None:
     ]
     assert all(len(line["hash"]) == 64 for line in lines)
     assert manifest.MANIFEST_NAME == MANIFEST_NAME
+
+
+def test_a_manifest_that_cannot_be_written_is_reported_not_raised(tmp_path: Path) -> None:
+    (tmp_path / MANIFEST_NAME).mkdir()  # in the way: opening it for writing fails
+    failures: list[OSError] = []
+    manifest.created(tmp_path, "a.jsonl", "journal", on_error=failures.append)
+    assert len(failures) == 1 and isinstance(failures[0], IsADirectoryError)
+    with pytest.raises(IsADirectoryError):
+        manifest.retired(tmp_path, "b.json", "max_age_days")
