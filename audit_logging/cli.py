@@ -143,11 +143,6 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     with Progress(_size(cat, "journal"), "summary") as advance:
         summary = summarize(cat, on_error=_warn, on_bytes=advance)
     data = summary.as_dict()
-    data["runs"] = [
-        {"session_id": r.session_id, "first": r.first, "last": r.last, "hosts": sorted(r.hosts),
-         "ranks": sorted(r.ranks), "files": [f.name for f in r.files]}
-        for r in cat.runs
-    ]  # fmt: skip
     if args.json:
         json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
         print()

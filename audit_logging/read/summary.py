@@ -20,7 +20,7 @@ from typing import Any
 
 from audit_logging._files import size_between_batches
 from audit_logging.read._pieces import PARALLEL_FROM, in_pieces
-from audit_logging.read.catalogue import Catalogue, LogFile
+from audit_logging.read.catalogue import Catalogue, LogFile, Run
 from audit_logging.read.records import Record, iter_records, loads
 
 __all__ = ["Summary", "summarize"]
@@ -53,6 +53,7 @@ class Summary:
     hosts: set[str] = field(default_factory=set)
     first: str | None = None
     last: str | None = None
+    runs: list[Run] = field(default_factory=list)
 
     def stamp(self, low: str, high: str) -> None:
         if low and (self.first is None or low < self.first):
@@ -103,6 +104,17 @@ class Summary:
             "by_warning_type": dict(self.warning_types.most_common()),
             "by_severity": dict(self.severities.most_common()),
             "by_rejected_reason": dict(self.reasons.most_common()),
+            "runs": [
+                {
+                    "session_id": run.session_id,
+                    "first": run.first,
+                    "last": run.last,
+                    "hosts": sorted(run.hosts),
+                    "ranks": sorted(run.ranks),
+                    "files": [f.name for f in run.files],
+                }
+                for run in self.runs
+            ],
         }
 
 
@@ -219,7 +231,7 @@ def summarize(
     An action in both ``audit_log.json`` and ``audit_log.csv`` of a folder
     counts once (see :mod:`audit_logging.read.records`).
     """
-    summary = Summary(files=len(cat.files))
+    summary = Summary(files=len(cat.files), runs=cat.runs)
     for log in cat.of("journal"):
         scan_journal(summary, log, on_error, on_bytes)
     for record in iter_records(
