@@ -10,6 +10,7 @@ with its file and line number and the rest is still processed.
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import os
@@ -226,7 +227,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             previous[0] = log.path.stat().st_size
 
         try:
-            report = verify(cat, hasher=hasher, public_key=args.public_key, on_file=on_file)
+            report = verify(
+                cat,
+                hasher=hasher,
+                public_key=args.public_key,
+                verification_key=args.verification_key,
+                since=args.since,
+                on_file=on_file,
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
     if args.against:
@@ -477,7 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="the stable machine-readable shape")
     p.add_argument("--strict", action="store_true", help="exit 1 when any byte is unproven")
     p.add_argument("--against", metavar="GS_URL", help="compare with the bucket's copy")
-    p.add_argument("--public-key", help="Ed25519 public key to check signatures with")
+    p.add_argument("--public-key", help="Ed25519 public key to check the seals' signatures with")
+    p.add_argument("--verification-key", help="forward-secure verification key (or its file)")
+    p.add_argument("--since", metavar="CHECKPOINT", help="an earlier checkpoint to extend")
     p.set_defaults(func=_cmd_verify)
 
     p = _sub(sub, "tail", "the last lines of the newest journal; -f follows it")
@@ -504,12 +514,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-logs", help="folder for the logs (default: demo-logs)")
     p.set_defaults(func=_cmd_demo)
 
-    try:  # `report` and `compare`, when that part of the package is present
-        from audit_logging.report.cli import add_commands  # type: ignore[import-not-found]
-    except ImportError:
-        pass
-    else:  # pragma: no cover - the report branch
-        add_commands(sub)
+    # `report`/`compare` and `keygen`/`prove`/`check-proof`, when those parts are present.
+    for home in ("audit_logging.report.cli", "audit_logging.seals.cli"):
+        try:
+            module = importlib.import_module(home)
+        except ImportError:
+            continue
+        module.add_commands(sub)  # pragma: no cover - the report and seals parts
     return parser
 
 

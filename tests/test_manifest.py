@@ -184,3 +184,20 @@ def test_a_manifest_that_cannot_be_written_is_reported_not_raised(tmp_path: Path
     assert len(failures) == 1 and isinstance(failures[0], IsADirectoryError)
     with pytest.raises(IsADirectoryError):
         manifest.retired(tmp_path, "b.json", "max_age_days")
+
+
+def test_seal_files_without_the_seal_verifier_are_named_unproven(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("audit_logging.seals") is not None:
+        pytest.skip("the seal verifier is installed: it checks seal files itself")
+    [journal] = journal_files(folder)
+    seals = folder / (journal.name + ".seals")
+    seals.mkdir()
+    (seals / "0001.note").write_text("example.com/log\n1\nAAAA\n")
+    code, out, _ = run(capsys, "verify", str(folder))
+    assert code == 0 and f"{seals / '0001.note'}: unproven: 23 byte(s): seal not checked" in out
+    code, _, err = run(capsys, "verify", str(folder), "--public-key", "k.pub")
+    assert code == 2 and "needs audit_logging.seals" in err

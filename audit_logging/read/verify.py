@@ -59,31 +59,34 @@ def _check_seals(
     *,
     public_key: Any = None,
     verification_key: Any = None,
+    since: Any = None,
 ) -> None:
     """Seals and signatures: where ``audit_logging.seals`` plugs in.
 
     The seal verifier is ``audit_logging.seals.verify_seals(seals, journals,
-    report, public_key=..., verification_key=...)``: ``seals`` the catalogue's
-    ``seal`` files, ``journals`` each journal's :class:`JournalEnd` by path.
-    It adds :class:`Problem` (kind ``seal``) for a forged or broken seal and
-    :class:`Unproven` for lines after the last seal. Until it exists, seal
-    files are listed as unproven and a key given is refused.
+    report, public_key=..., verification_key=..., since=...)``: ``seals`` the
+    catalogue's ``seal`` files, ``journals`` the journals read (a dict of each
+    one's :class:`JournalEnd` by path; iterating it gives the paths). It adds
+    :class:`Problem` (kind ``seal``) for a forged or broken seal and
+    :class:`Unproven` for lines after the last seal. Without it, seal files
+    are listed as unproven and a key given is refused.
     """
     seals = cat.of("seal")
     try:
         from audit_logging.seals import verify_seals  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
-        if public_key is not None or verification_key is not None:
+        if public_key is not None or verification_key is not None or since is not None:
             raise ValueError(
-                "checking signatures needs audit_logging.seals (not installed)"
+                "checking seals and signatures needs audit_logging.seals (not installed)"
             ) from None
         for seal in seals:
             size = seal.path.stat().st_size if seal.path.exists() else 0
             report.unproven.append(Unproven(seal.name, size, None, "seal not checked"))
         return
-    verify_seals(
-        seals, ends, report, public_key=public_key, verification_key=verification_key
-    )  # pragma: no cover - the seals branch
+    keys = {"public_key": public_key, "verification_key": verification_key}
+    if since is not None:
+        keys["since"] = since
+    verify_seals(seals, ends, report, **keys)  # pragma: no cover - the seals part
 
 
 def verify(
@@ -92,11 +95,14 @@ def verify(
     hasher: Hasher | None = None,
     public_key: Any = None,
     verification_key: Any = None,
+    since: Any = None,
     on_file: Callable[[LogFile], None] | None = None,
 ) -> VerifyReport:
     """Verify every journal, action log, warning file and manifest of ``cat``.
 
-    ``hasher`` defaults to SHA-256, or HMAC-SHA256 with ``AUDIT_LOG_HMAC_KEY``.
+    ``hasher`` defaults to SHA-256, or HMAC-SHA256 with ``AUDIT_LOG_HMAC_KEY``;
+    ``public_key``, ``verification_key`` and ``since`` go to the seal
+    verifier (:func:`_check_seals`).
     ``on_file`` is called before each file is read (for a progress bar).
     """
     hasher = hasher or hasher_from_env()
@@ -123,7 +129,9 @@ def verify(
         present = {f.path.name: f for f in cat.files if f.path.parent == folder}
         proven |= {folder / n for n in check_manifest(manifest, present, ends, hasher, report)}
     _unproven(cat, ends, proven, report)
-    _check_seals(cat, ends, report, public_key=public_key, verification_key=verification_key)
+    _check_seals(
+        cat, ends, report, public_key=public_key, verification_key=verification_key, since=since
+    )
     return report
 
 
