@@ -220,6 +220,9 @@ def test_summary_counts_rejected_records(
     assert data["by_rejected_reason"] == {"too large": 2, "disk full": 1}
     code, out, _ = run(capsys, "summary", str(tmp_path))
     assert "rejected       3" in out
+    # Not chained: verify names it as unproven rather than passing over it.
+    code, out, _ = run(capsys, "verify", str(tmp_path))
+    assert code == 0 and out.startswith(f"{tmp_path / 'rejected-2026-11-20.jsonl'}: unproven: ")
 
 
 def test_summary_json_shape(two_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -157,7 +157,9 @@ def _unproven(
                         "lines after the digest (a writer still open?)",
                     )
                 )
-        elif log.kind == "warning" or (log.kind == "csv" and not is_chained_csv(log.path)):
+        elif log.kind in ("warning", "rejects") or (
+            log.kind == "csv" and not is_chained_csv(log.path)
+        ):
             size = log.path.stat().st_size
             report.unproven.append(
                 Unproven(log.name, size, None, "no chain and no manifest line covers it")
