@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from audit_logging import AuditJsonFormatter, JsonlHandler, register_event
-from audit_logging.chain import verify_paths
+from audit_logging.read.verify import verify_paths
 from audit_logging.schema import JOURNAL_CONTEXT_FIELDS, JOURNAL_FIELDS
 
 from helpers import journal_files, read_jsonl
