@@ -35,8 +35,14 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line, parse_constant=refuse) for line in fh]
 
 
+def visible(directory: Path) -> list[Path]:
+    """The entries of ``directory`` but the writers' manifest (``.audit-manifest.jsonl``)."""
+    return [p for p in directory.iterdir() if p.name != ".audit-manifest.jsonl"]
+
+
 def journal_files(directory: Path) -> list[Path]:
-    return sorted(directory.glob("*.jsonl"))
+    """The ``*.jsonl`` files of ``directory`` but the hidden manifest."""
+    return sorted(p for p in directory.glob("*.jsonl") if not p.name.startswith("."))
 
 
 def run_python(code: str, cwd: Path, timeout: float = 60, **env: str) -> Any:

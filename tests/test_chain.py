@@ -160,7 +160,8 @@ def test_a_removed_file_in_the_middle_breaks_the_next_one(
     _, middle, last = journal_files(tmp_path)
     middle.unlink()
     (tmp_path / (middle.name + ".digest.json")).unlink()
-    assert problems_of(tmp_path) == [(last.name, 1, "chain-break")]
+    # The folder's manifest names the file gone; the chain shows where it was.
+    assert problems_of(tmp_path) == [(last.name, 1, "chain-break"), (middle.name, None, "missing")]
 
 
 def test_a_forged_line_without_the_key_is_caught(
@@ -226,8 +227,8 @@ def test_a_folder_is_searched_for_journals_arrays_and_chained_csv(
     report = verify_paths([tmp_path])
     assert report.ok, report.problems
     assert (report.files, report.lines) == (4, 10)
-    # The unchained CSV is not verified by a chain: it is named as unproven.
-    assert [u.path for u in report.unproven] == [str(tmp_path / "runs" / "plain.csv")]
+    # The unchained CSV has no chain: the manifest's per-batch hashes prove it.
+    assert report.unproven == []
 
 
 def test_verify_waits_for_a_batch_being_appended(tmp_path: Path, logger: logging.Logger) -> None:

@@ -104,6 +104,8 @@ def test_verify_against_the_bucket_names_what_differs_on_either_side(
 ) -> None:
     local = tmp_path / "logs"
     prefix = f"{mirrored}/run-1"
+    # The manifest is hidden but mirrored: deleting local files cannot hide them.
+    assert gcs_bucket.blob("gpu-7/run-1/.audit-manifest.jsonl").exists()
     assert main(["verify", str(local), "--against", prefix]) == 0
     assert capsys.readouterr().out == ""
     [journal] = sorted(local.glob("ml-platform-*.jsonl"))

@@ -44,7 +44,7 @@ def local_files(directory: Path) -> dict[str, bytes]:
     return {
         p.relative_to(directory).as_posix(): p.read_bytes()
         for p in sorted(directory.rglob("*"))
-        if p.is_file() and not p.name.startswith(".")
+        if p.is_file() and (not p.name.startswith(".") or p.name == ".audit-manifest.jsonl")
     }
 
 
@@ -215,7 +215,8 @@ def test_end_to_end_through_dictconfig(
     audit.close()
     remote = remote_files(gcs_server, gcs_bucket, "e2e")
     assert remote == local_files(d)
-    (name,) = [n for n in remote if n.endswith(".jsonl")]  # digests may sit beside it
+    # digests and the manifest may sit beside it
+    (name,) = [n for n in remote if n.endswith(".jsonl") and "audit-manifest" not in n]
     lines = [json.loads(x) for x in remote[name].splitlines()]
     assert [r["metrics_snapshot"]["i"] for r in lines] == list(range(50))
     assert read_jsonl(d / name) == lines
@@ -268,7 +269,9 @@ def test_three_processes_with_their_own_prefixes(
     for n, d, _ in procs:
         remote = remote_files(gcs_server, gcs_bucket, f"{host}/rank{n}")
         assert remote == local_files(d)
-        (data,) = [v for n, v in remote.items() if n.endswith(".jsonl")]
+        (data,) = [
+            v for n, v in remote.items() if n.endswith(".jsonl") and "audit-manifest" not in n
+        ]
         assert len(data.splitlines()) == 200
 
 

@@ -445,6 +445,7 @@ def test_every_writer_takes_its_folder_as_directory(tmp_path: Path) -> None:
     for writer in writers[:2]:
         writer.handle_batch([record])
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".audit-manifest.jsonl",
         ".audit_log.json.lock",
         "actions.csv",
         "audit_log.json",

@@ -1,8 +1,8 @@
 """The per-folder manifest: a deleted, cut or edited file is named by ``verify``.
 
-The writers' hooks call :mod:`audit_logging.manifest` as each file is begun,
-appended to (files without a chain of their own), sealed or retired; here the
-test makes those same calls after each writer's output, as the hooks do.
+The writers call :mod:`audit_logging.manifest` as each file is begun,
+appended to (files without a chain of their own), sealed or retired; the
+folders here are written by the real writers.
 """
 
 from __future__ import annotations
@@ -29,14 +29,6 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def _seal(folder: Path, journal: Path) -> None:
-    last = json.loads(journal.read_bytes().splitlines()[-1])
-    manifest.sealed(
-        folder, journal.name, last_seq=last["seq"], last_hash=last["hash"],
-        size=journal.stat().st_size,
-    )  # fmt: skip
-
-
 @pytest.fixture
 def folder(tmp_path: Path, logger: logging.Logger) -> Path:
     """A default output folder: journal (sealed), five-column CSV (two batches), two warnings."""
@@ -48,23 +40,13 @@ def folder(tmp_path: Path, logger: logging.Logger) -> Path:
         logger.addHandler(handler)
     for n in range(5):
         logger.info("m", extra={"event": "TRAINING_PROGRESS", "metrics_snapshot": {"n": n}})
-    [journal] = journal_files(out)
-    manifest.created(out, journal.name, "journal")
-    csv_path = out / "audit_log.csv"
-    manifest.created(out, "audit_log.csv", "csv")
     for n in range(2):
-        start = csv_path.stat().st_size if csv_path.exists() else 0
         logger.info("a", extra={"action_type": "tag_add", "details": {"n": n}})
-        sheet.flush()
-        manifest.batch(out, "audit_log.csv", start, csv_path.read_bytes()[start:])
     logger.info("w", extra={"warning_type": "nan_loss"})
     logger.info("w", extra={"warning_type": "credentials_missing"})
-    for path in sorted((out / "warnings").iterdir()):
-        manifest.created(out / "warnings", path.name, "warning", path.read_bytes())
     for handler in (jsonl, sheet, warnings):
         logger.removeHandler(handler)
         handler.close()
-    _seal(out, journal)
     return out
 
 

@@ -346,8 +346,10 @@ def test_a_thousand_days_compressed(tmp_path: Path, logger: logging.Logger) -> N
     victim.unlink()
     Path(str(victim) + ".digest.json").unlink()
     problems = verify_paths([tmp_path / "logs"]).problems
+    # ... and the folder's manifest names the day that is gone.
     assert [(Path(p.path).name, p.line, p.kind) for p in problems] == [
-        (files[501].name, 1, "chain-break")
+        (files[501].name, 1, "chain-break"),
+        (victim.name, None, "missing"),
     ]
 
 

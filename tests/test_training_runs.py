@@ -25,7 +25,7 @@ from test_training import Journal, feed, progress_lines, run_of, train_only
 
 from audit_logging.training import TrainingRun
 
-from helpers import REPO
+from helpers import REPO, journal_files
 from test_detect import MLP_OVERFIT, assert_not_invented
 
 CLOSING = ("TRAINING_COMPLETED", "TRAINING_FAILED", "TRAINING_STOPPED")
@@ -358,7 +358,7 @@ def test_sigterm_with_install_hooks_writes_one_closing_line(tmp_path: Path) -> N
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGTERM, err
-    [journal] = (tmp_path / "logs").glob("*.jsonl")
+    [journal] = journal_files(tmp_path / "logs")
     lines = [json.loads(line) for line in journal.read_text().splitlines()]
     closing = [line for line in lines if line["event"] in CLOSING]
     assert [line["event"] for line in closing] == ["TRAINING_STOPPED"]

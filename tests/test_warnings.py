@@ -21,6 +21,8 @@ from audit_logging.queue import AuditQueueHandler
 from audit_logging.schema import WARNING_FIELDS
 from audit_logging.writers.warnings import NAME_RE, WarningFileHandler
 
+from helpers import visible
+
 T0 = float((int(time.time()) // 86400 - 1) * 86400)  # yesterday 00:00:00 UTC: within max_age
 T0_NAME = time.strftime("%Y-%m-%d_%H-%M-%S", time.gmtime(T0))
 T0_ISO = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(T0))
@@ -129,7 +131,7 @@ def test_fingerprint_is_stable_given_or_computed(in_tmp_cwd: Path, logger: loggi
     names = [n for n, _ in read_warnings(out)]
     assert any(n.endswith("_x_abc123de.json") for n in names)
     assert all(NAME_RE.fullmatch(n) for n in names)  # the odd fingerprint is hashed for the name
-    assert [p.name for p in out.iterdir() if not p.name.endswith(".json")] == []
+    assert [p.name for p in visible(out) if not p.name.endswith(".json")] == []
 
 
 def test_git_commit_given_or_head_of_the_working_repository(
@@ -244,7 +246,7 @@ def test_readers_never_see_partial_files(in_tmp_cwd: Path, logger: logging.Logge
     assert problems == []
     assert seen > 0
     assert len(list(out.glob("*.json"))) == 20
-    assert [p.name for p in out.iterdir() if not NAME_RE.fullmatch(p.name)] == []
+    assert [p.name for p in visible(out) if not NAME_RE.fullmatch(p.name)] == []
 
 
 @pytest.mark.parametrize(
@@ -259,7 +261,7 @@ def test_invalid_warning_types_are_rejected(
     logger.warning("bad", extra={"warning_type": bad})
     assert handler.records_rejected == 1 and handler.records_written == 0
     assert "warning_type must match" in capsys.readouterr().err
-    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != ".audit-manifest.jsonl"]
     [rejects] = files  # only the rejects file, in the warnings folder, holding the record
     assert rejects.parent == out and rejects.name.startswith("rejected-")
     [line] = [json.loads(text) for text in rejects.read_text(encoding="utf-8").splitlines()]
@@ -307,7 +309,7 @@ def test_retention_by_age_reads_the_name_and_spares_other_files(
     os.utime(recent, (0, 0))  # an ancient mtime (a git checkout sets any): the name decides
     logger.addHandler(WarningFileHandler(directory=out, max_age_days=90))
     logger.warning("now", extra={"warning_type": "dirty_git"})
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in visible(out))
     assert old.name not in names
     assert recent.name in names and "README.md" in names and len(names) == 3
 
@@ -367,7 +369,7 @@ def test_retention_across_three_processes(tmp_path: Path) -> None:
     assert all(len(v) == 10 for v in by_type.values()), {k: len(v) for k, v in by_type.items()}
     for n in range(3):  # each process's own type keeps its newest ten
         assert sorted(by_type[f"own{n}"]) == sorted(f"p{n}-{i}" for i in range(30, 40))
-    assert [p.name for p in tmp_path.iterdir() if not NAME_RE.fullmatch(p.name)] == []
+    assert [p.name for p in visible(tmp_path) if not NAME_RE.fullmatch(p.name)] == []
 
 
 def test_secrets_never_reach_a_file(in_tmp_cwd: Path, logger: logging.Logger) -> None:
@@ -397,7 +399,7 @@ def test_secrets_never_reach_a_file(in_tmp_cwd: Path, logger: logging.Logger) ->
             "recommendation": "rotate token=sk-live-0123456789abcdef",
         },
     )
-    files = list(out.iterdir())
+    files = list(visible(out))
     assert len(files) == 1
     for path in files:
         data = path.read_text()

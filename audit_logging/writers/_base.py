@@ -28,8 +28,9 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+from audit_logging import manifest
 from audit_logging._files import append_whole, locked_for_writing, open_append
 from audit_logging._fork import reset_after_fork
 from audit_logging._options import check_writer_options
@@ -223,6 +224,17 @@ class AuditWriter(logging.Handler):
                 self._reported_reasons.add(reason)
             self._say(f"{type(self).__name__} rejected a record: {reason}; it was kept in {path}")
 
+    def _manifest(self, note: Callable[..., None], *args: Any, **fields: Any) -> None:
+        """One line of the folder's manifest (:mod:`audit_logging.manifest`), e.g.
+        ``self._manifest(manifest.created, directory, name, "csv")``.
+
+        Called after the bytes are on disk: a manifest that cannot be written
+        is reported like a failed write, never raised into the batch (which
+        would then be retried and written twice).
+        """
+        record = logging.LogRecord("audit_logging", logging.ERROR, "", 0, "manifest", None, None)
+        note(*args, on_error=lambda exc: self._report(record, exc), **fields)
+
     def _append_reject(self, path: str, line: bytes) -> None:
         fds = [open_append(path, self.file_mode, self.dir_mode)]
 
@@ -233,6 +245,8 @@ class AuditWriter(logging.Handler):
         try:
             with locked_for_writing(fds[0], reopen) as (fd, st):
                 append_whole(fd, line, st.st_size)
+                directory, name = os.path.split(path)
+                self._manifest(manifest.batch, directory or ".", name, st.st_size, line)
         finally:
             for fd in fds:
                 os.close(fd)

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from audit_logging._files import chunks, chunks_backwards, replace_atomically, write_all
 from audit_logging.array_file import reading_lock
+from audit_logging.manifest import MANIFEST_NAME
 from audit_logging.writers._gcs_bucket import TMP_MARK
 
 STATE_FILE: Final = ".gcs-sync-state.json"
@@ -126,6 +127,8 @@ def excluded(name: str, patterns: Iterable[str]) -> bool:
     # Our state and lock whatever ``patterns`` the user chose instead of the default.
     if name in (STATE_FILE, LOCK_FILE) or TMP_MARK in name:
         return True
+    if name == MANIFEST_NAME:  # hidden, but it is the evidence a deleted file cannot hide
+        return False
     return any(fnmatch.fnmatch(name, p) for p in patterns)
 
 

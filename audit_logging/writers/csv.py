@@ -51,6 +51,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 
+from audit_logging import manifest
 from audit_logging._files import (
     TAIL_LIMIT,
     append_whole,
@@ -224,6 +225,11 @@ class CsvHandler(FileAuditWriter):
             data = prefix + rows
             append_whole(self._fd, data, size)
             self._end = size + len(data)
+            directory, name = os.path.split(self.path)
+            if size == 0:
+                self._manifest(manifest.created, directory or ".", name, "csv")
+            if not chained:  # no chain of its own: the manifest keeps each batch's SHA-256
+                self._manifest(manifest.batch, directory or ".", name, size, data)
 
     def _report_mismatch(self, record: logging.LogRecord) -> None:
         self._mismatch_reported = True

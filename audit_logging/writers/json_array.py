@@ -84,6 +84,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 
+from audit_logging import manifest
 from audit_logging._files import (
     chunks,
     ensure_directory,
@@ -347,6 +348,8 @@ class JsonArrayHandler(FileAuditWriter):
             ensure_directory(os.path.dirname(self.path) or ".", self.dir_mode)
             self._save_front(self._write_new_file(b""), _EMPTY_CHAIN)
             self._validated = True
+            directory, name = os.path.split(self.path)
+            self._manifest(manifest.created, directory or ".", name, "array")
             return os.fstat(self._fd).st_size
         if st.st_ino != self._ino or self._fd < 0:
             if self._fd >= 0:

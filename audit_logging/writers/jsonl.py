@@ -31,6 +31,7 @@ from pathlib import Path
 import portalocker
 
 from audit_logging import context as run_context
+from audit_logging import manifest
 from audit_logging._files import (
     TAIL_LIMIT,
     append_whole,
@@ -317,6 +318,9 @@ class JsonlHandler(AuditWriter):
                     lines.append(b'%s,"seq":%d}\n' % (body, seq))
             data = prefix + b"".join(lines)
             append_whole(journal.fd, data, size)
+            if size == 0:  # a journal begun: the manifest names it
+                directory, name = os.path.split(path)
+                self._manifest(manifest.created, directory or ".", name, "journal")
             journal.seq, journal.hash = seq, previous
             journal.end = size + len(data)
             journal.dirty = True
@@ -387,6 +391,11 @@ class JsonlHandler(AuditWriter):
                             journal.seq, last_hash, _ = read_tail(journal.fd, st.st_size)
                             journal.hash = last_hash or journal.hash
                         self._write_digest(journal)
+                        directory, name = os.path.split(journal.path)
+                        self._manifest(
+                            manifest.sealed, directory or ".", name, last_seq=journal.seq,
+                            last_hash=journal.hash, size=st.st_size,
+                        )  # fmt: skip
                 finally:
                     portalocker.unlock(journal.fd)
             except Exception as exc:

@@ -64,6 +64,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
+from audit_logging import manifest
 from audit_logging._files import create_temp, fsync_directory, write_all
 from audit_logging._git_head import COMMIT_TTL, current_commit
 from audit_logging._options import check_writer_options
@@ -229,6 +230,7 @@ class WarningFileHandler(AuditWriter):
             except FileNotFoundError:
                 pass
         fsync_directory(self.directory)
+        self._manifest(manifest.created, self.directory, name, "warning", data)
         assert self._index is not None
         self._index.add(wtype, name, len(data), mtime_ns)
         return name
@@ -373,6 +375,7 @@ class WarningFileHandler(AuditWriter):
         except FileNotFoundError:
             return  # another process's clean-up got there first
         self.files_deleted += 1
+        self._manifest(manifest.retired, self.directory, name, "retention")
 
     def enforce_retention(self) -> None:
         """Rescan the folder and apply the limits now (also done on every write and on close)."""
