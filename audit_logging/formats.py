@@ -21,7 +21,6 @@ CSV with another name can still be read.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Final
@@ -32,7 +31,6 @@ __all__ = [
     "KINDS",
     "MANIFEST_NAME",
     "REJECTS_PREFIX",
-    "array_lock_path",
     "digest_name",
     "journal_key",
     "kind_of",
@@ -77,12 +75,6 @@ def digest_name(journal_name: str) -> str:
 def rejects_name(day: str) -> str:
     """The rejects file of a UTC day ``YYYY-MM-DD``."""
     return f"{REJECTS_PREFIX}{day}.jsonl"
-
-
-def array_lock_path(path: str | os.PathLike[str]) -> str:
-    """The array writers' lock file of the array at ``path``: ``.{name}.lock`` beside it."""
-    directory, name = os.path.split(os.fspath(path))
-    return os.path.join(directory, f".{name}.lock")
 
 
 def _csv_header_ok(path: Path) -> bool:

@@ -12,19 +12,18 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
 from audit_logging.formats import journal_key
 from audit_logging.read.catalogue import Catalogue
 from audit_logging.read.records import RECORD_KIND, ErrorSink, Record, iter_records
+from audit_logging.records import cell
 from audit_logging.schema import (
     ACTION_FIELDS,
     JOURNAL_CONTEXT_FIELDS,
     JOURNAL_FIELDS,
     WARNING_FIELDS,
-    dumps,
     format_timestamp,
-    to_jsonable,
 )
 
 __all__ = [
@@ -155,18 +154,6 @@ def kinds_in(cat: Catalogue, query: Query | None = None) -> set[str]:
     return present & query.kinds() if query is not None else present
 
 
-#: Characters that make a spreadsheet cell a formula (OWASP): such cells get a leading ``'``.
-_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> str:
-    value = to_jsonable(value)
-    if value is None:
-        return ""
-    text = value if isinstance(value, str) else dumps(value).decode("utf-8")
-    return "'" + text if text.startswith(_FORMULA_TRIGGERS) else text
-
-
 def write_csv(out: TextIO, records: Iterable[Record], columns: Sequence[str]) -> int:
     """``records`` as CSV with ``columns`` (see :func:`columns_for`); returns the row count."""
     writer = csv.writer(out)
@@ -174,7 +161,7 @@ def write_csv(out: TextIO, records: Iterable[Record], columns: Sequence[str]) ->
     rows = 0
     for record in records:
         data = record.data
-        writer.writerow([record.kind, *(_cell(data.get(c)) for c in columns[1:])])
+        writer.writerow([record.kind, *(cell(data.get(c)) for c in columns[1:])])
         rows += 1
     return rows
 

@@ -16,7 +16,6 @@ to come is kept.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import heapq
 import json
@@ -27,17 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audit_logging._files import iter_lines, shared_lock, size_between_batches
-from audit_logging.formats import array_lock_path
+from audit_logging._files import iter_lines, size_between_batches
+from audit_logging.array_file import read_array_bytes
 from audit_logging.read.catalogue import Catalogue, LogFile
+from audit_logging.records import restore_cell
 
 __all__ = ["Record", "file_records", "iter_lines_backwards", "iter_records", "loads"]
 
 ErrorSink = Callable[[str], None]
 _CHUNK = 1 << 20
 _WS = b" \t\r\n"
-#: Characters that make a spreadsheet cell a formula; the CSV writer prefixes them with ``'``.
-_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 _fast_loads: Callable[[bytes], Any]
 try:  # orjson parses a journal line about three times faster than json
@@ -129,16 +127,6 @@ def _json_lines(
             yield Record(kind, source, number, data)
 
 
-def read_array(path: Path) -> bytes:
-    """The bytes of an ``audit_log.json``, read while its writers hold no batch half written."""
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(shared_lock(array_lock_path(path)))
-        except OSError:
-            pass  # no writer has run: nothing to wait for
-        return path.read_bytes()
-
-
 def array_entries(data: bytes) -> list[Any] | None:
     """The entries of an array's bytes, newest first as stored; ``None`` if not a JSON array."""
     if not data.strip(_WS):
@@ -152,7 +140,7 @@ def array_entries(data: bytes) -> list[Any] | None:
 
 def _array_records(log: LogFile, newest_first: bool, on_error: ErrorSink) -> Iterator[Record]:
     try:
-        entries = array_entries(read_array(log.path))
+        entries = array_entries(read_array_bytes(log.path))
     except OSError as exc:
         on_error(f"{log.name}: unreadable ({exc.strerror or exc})")
         return
@@ -166,15 +154,8 @@ def _array_records(log: LogFile, newest_first: bool, on_error: ErrorSink) -> Ite
             yield Record("action", log.name, at + 1, item)
 
 
-def _restore_cell(cell: str) -> str:
-    """The value the CSV writer was given (it prefixes formula triggers with ``'``)."""
-    if cell.startswith("'") and cell[1:2] and cell[1] in _FORMULA_TRIGGERS:
-        return cell[1:]
-    return cell
-
-
 def _csv_data(header: Sequence[str], cells: Sequence[str]) -> dict[str, Any]:
-    data: dict[str, Any] = {k: _restore_cell(v) for k, v in zip(header, cells, strict=False)}
+    data: dict[str, Any] = {k: restore_cell(v) for k, v in zip(header, cells, strict=False)}
     details = data.get("details")
     try:
         data["details"] = json.loads(details) if details else {}

@@ -12,51 +12,22 @@ before chaining began; newer ones are reported.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from audit_logging._files import iter_lines, shared_lock, size_between_batches
+from audit_logging._files import iter_lines, size_between_batches
+from audit_logging.array_file import reading_lock, recorded_seq
 from audit_logging.chain import CSV_CHAINED_HEADER, GENESIS, Hasher, seq_of, split_hash
-from audit_logging.formats import array_lock_path
 from audit_logging.read.report import Problem, VerifyReport
 from audit_logging.schema import dumps
 
-__all__ = ["is_chained_csv", "recorded_seq", "verify_array", "verify_csv"]
+__all__ = ["is_chained_csv", "verify_array", "verify_csv"]
 
 _CSV_CHAIN_CELLS = re.compile(rb",(\d+),([0-9a-f]{64})\r?$")
 _JSON_WS = b" \t\r\n"
-# The array writers' lock file: a 64-byte line "inode front", then a 128-byte
-# line "inode front seq hash" (see writers/json_array.py).
-_STATE_SIZE = 64
-_CHAIN_STATE_SIZE = 128
-
-
-def recorded_seq(path: str | os.PathLike[str]) -> int | None:
-    """The last ``seq`` the array writers' lock file records for ``path``, if current."""
-    try:
-        with open(array_lock_path(path), "rb") as fh:
-            raw = fh.read(_STATE_SIZE + _CHAIN_STATE_SIZE)
-        ino = os.stat(path).st_ino
-    except OSError:
-        return None
-    first = raw[:_STATE_SIZE].split()
-    if len(first) != 2 or first[0] != b"%d" % ino or not first[1].isdigit():
-        return None
-    state = raw[_STATE_SIZE:].split()
-    if (
-        len(state) == 4
-        and state[0] == first[0]
-        and state[1] == first[1]
-        and state[2].isdigit()
-        and len(state[3]) == 64
-    ):
-        return int(state[2])
-    return None
 
 
 def is_chained_csv(path: Path) -> bool:
@@ -158,11 +129,7 @@ def verify_array(
     # The file and the writers' record of its last seq, both as of one instant
     # between two batches: read apart, a batch written in between would look
     # like a truncated file.
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(shared_lock(array_lock_path(path)))
-        except OSError:
-            pass
+    with reading_lock(path):
         data = path.read_bytes()
         recorded = recorded_seq(path)
     try:
