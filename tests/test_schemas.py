@@ -180,6 +180,7 @@ def test_every_line_the_library_writes_validates(
     journal = [
         json.loads(line)
         for p in (tmp_path / "logs").glob("*.jsonl")
+        if not p.name.startswith(".")  # the folder's manifest is not a journal
         for line in p.read_text().splitlines()
     ]
     actions = json.loads((tmp_path / "audit_log.json").read_text())
