@@ -54,7 +54,9 @@ def test_every_complete_subtree_and_the_tree_state_frontier() -> None:
             state.append_line(bytes.fromhex(VECTORS["leaf_inputs"][size]))
 
 
-@pytest.mark.parametrize("case", VECTORS["inclusion_proofs"], ids=lambda c: f"{c['index']}of{c['size']}")
+@pytest.mark.parametrize(
+    "case", VECTORS["inclusion_proofs"], ids=lambda c: f"{c['index']}of{c['size']}"
+)
 def test_published_inclusion_proofs(case: dict) -> None:
     index, size = case["index"], case["size"]
     want = [bytes.fromhex(x) for x in case["proof"]]
@@ -62,7 +64,9 @@ def test_published_inclusion_proofs(case: dict) -> None:
     verify_inclusion(index, size, LEAVES[index], want, ROOTS[size])
 
 
-@pytest.mark.parametrize("case", VECTORS["consistency_proofs"], ids=lambda c: f"{c['size1']}to{c['size2']}")
+@pytest.mark.parametrize(
+    "case", VECTORS["consistency_proofs"], ids=lambda c: f"{c['size1']}to{c['size2']}"
+)
 def test_published_consistency_proofs(case: dict) -> None:
     m, n = case["size1"], case["size2"]
     want = [bytes.fromhex(x) for x in case["proof"]]

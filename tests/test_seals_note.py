@@ -10,7 +10,12 @@ import pytest
 
 pytest.importorskip("cryptography")
 
-from audit_logging.seals.checkpoint import Checkpoint, CheckpointError, open_checkpoint, sign_checkpoint
+from audit_logging.seals.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    open_checkpoint,
+    sign_checkpoint,
+)
 from audit_logging.seals.note import (
     InvalidSignatureError,
     NoteError,
@@ -36,7 +41,10 @@ def test_go_key_strings_parse_and_every_mangling_is_refused() -> None:
     assert signer.verifier().key_string() == V["peter_vkey"]
     assert signer.key_string() == V["peter_skey"]
     assert PETER.key_id == 0xC74F20A3 and ENOCH.key_id == 0xAF0CFE78
-    for key, parse in [(V["peter_vkey"], Verifier.from_key_string), (V["peter_skey"], Signer.from_key_string)]:
+    for key, parse in [
+        (V["peter_vkey"], Verifier.from_key_string),
+        (V["peter_skey"], Signer.from_key_string),
+    ]:
         b = key.encode()
         for i in range(len(b) + 1):
             for j in range(i + 1, len(b) + 1):
@@ -86,7 +94,9 @@ def test_open_verifies_known_keys_and_ignores_unknown_ones() -> None:
 
 
 def test_open_rejects_what_go_rejects() -> None:
-    with pytest.raises(InvalidSignatureError, match="invalid signature for key PeterNeumann\\+c74f20a3"):
+    with pytest.raises(
+        InvalidSignatureError, match="invalid signature for key PeterNeumann\\+c74f20a3"
+    ):
         open_note(TEXT + "\n" + PETER_SIG[:60] + "ABCD" + PETER_SIG[60:], [PETER])
     with pytest.raises(NoteError):
         open_note(TEXT + "\n" + PETER_SIG * 101, [PETER])
@@ -99,7 +109,9 @@ def test_open_rejects_what_go_rejects() -> None:
         TEXT + "\n",
         TEXT + "\n" + PETER_SIG[:-1],
         "\x01" + TEXT + "\n" + PETER_SIG,
-        TEXT + "\n" + "\u2014 Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=",
+        TEXT
+        + "\n"
+        + "\u2014 Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=",
         TEXT + "\n" + PETER_SIG + "Unexpected line.\n",
     ]
     for msg in bad_msgs:
@@ -111,7 +123,9 @@ def test_open_rejects_what_go_rejects() -> None:
 
 def test_the_c2sp_example_note_parses_and_its_unknown_key_is_ignored() -> None:
     text, sigs = parse_note(V["c2sp_note"])
-    assert text.endswith("ed \u00e8 subito sera.\n") and "\n\n" in text  # the text keeps its blank line
+    assert (
+        text.endswith("ed \u00e8 subito sera.\n") and "\n\n" in text
+    )  # the text keeps its blank line
     assert [s[0] for s in sigs] == ["quasimodo.example/salvatore"]
     with pytest.raises(UnverifiedNoteError):
         open_note(V["c2sp_note"], [PETER])
@@ -144,7 +158,9 @@ def test_the_c2sp_example_checkpoint_parses() -> None:
 def test_our_checkpoints_round_trip_with_several_signatures() -> None:
     a = Signer.from_seed("audit-logging.example/a", bytes([1]) * 32)
     b = Signer.from_seed("audit-logging.example/b", bytes([2]) * 32)
-    cp = Checkpoint("audit-logging/host/ml-platform-2026-05-27.jsonl", 42, bytes(range(32)), ("fss-epoch 3",))
+    cp = Checkpoint(
+        "audit-logging/host/ml-platform-2026-05-27.jsonl", 42, bytes(range(32)), ("fss-epoch 3",)
+    )
     note = sign_checkpoint(cp, [a, b])
     got, opened = open_checkpoint(note, [b.verifier()])
     assert got == cp and got.epoch == 3
@@ -157,8 +173,14 @@ def test_our_checkpoints_round_trip_with_several_signatures() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["o\n42\n", "\n42\n" + "A" * 43 + "=\n", "o\n042\n" + "A" * 43 + "=\n", "o\n-1\n" + "A" * 43 + "=\n",
-     "o\n1\nAAAA\n", "o\n1\n" + "A" * 43 + "=\n\n"],
+    [
+        "o\n42\n",
+        "\n42\n" + "A" * 43 + "=\n",
+        "o\n042\n" + "A" * 43 + "=\n",
+        "o\n-1\n" + "A" * 43 + "=\n",
+        "o\n1\nAAAA\n",
+        "o\n1\n" + "A" * 43 + "=\n\n",
+    ],
 )
 def test_malformed_checkpoints_are_refused(text: str) -> None:
     with pytest.raises(CheckpointError):

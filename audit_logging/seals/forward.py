@@ -79,7 +79,7 @@ def _epoch_at(start: int, interval: int, t: float) -> int:
 
 @dataclass(frozen=True)
 class VerificationKey:
-    """``K_0`` with the key's name, start (Unix seconds) and epoch length: derives every epoch's key."""
+    """``K_0`` with the key's name, start (Unix seconds) and epoch length: every epoch's key."""
 
     name: str
     start: int
@@ -233,7 +233,9 @@ class ForwardKey:
         return sealed, sign_checkpoint(sealed, [signer], keep)
 
 
-def _state_bytes(name: str, start: int, interval: int, epoch: int, secret: bytes | bytearray) -> bytes:
+def _state_bytes(
+    name: str, start: int, interval: int, epoch: int, secret: bytes | bytearray
+) -> bytes:
     state = {
         "format": _STATE_FORMAT,
         "name": name,

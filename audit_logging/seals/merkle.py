@@ -120,7 +120,7 @@ def inclusion_proof(index: int, size: int, mth: RangeHash | Sequence[bytes]) -> 
 
 
 def consistency_proof(size1: int, size2: int, mth: RangeHash | Sequence[bytes]) -> list[bytes]:
-    """PROOF(size1, D[0:size2]) of RFC 9162 section 2.1.4.1 (empty when the sizes are equal or 0)."""
+    """PROOF(size1, D[0:size2]) of RFC 9162 section 2.1.4.1 (empty for equal sizes or 0)."""
     if not callable(mth):
         mth = list_range_hash(mth)
     if not 0 <= size1 <= size2:
@@ -179,8 +179,10 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[byte
     return r
 
 
-def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> None:
-    """Raise :class:`MerkleError` unless ``proof`` shows leaf hash ``leaf`` at ``index`` under ``root``."""
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
+) -> None:
+    """Raise :class:`MerkleError` unless ``proof`` shows leaf hash ``leaf`` at ``index``."""
     _check_hashes(root)
     if root_from_inclusion(index, size, leaf, proof) != root:
         raise MerkleError("the inclusion proof leads to another root")

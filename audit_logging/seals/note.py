@@ -138,7 +138,7 @@ class Signer:
 
     @classmethod
     def from_key_string(cls, skey: str) -> Signer:
-        """A signer from ``PRIVATE+KEY+<name>+<id>+<base64>``, checked as Go's ``NewSigner`` does."""
+        """A signer from ``PRIVATE+KEY+<name>+<id>+<base64>``, checked as Go's ``NewSigner``."""
         parts = skey.split("+", 4)
         if len(parts) != 5 or parts[0] != "PRIVATE" or parts[1] != "KEY":
             raise NoteError("malformed signer key")
@@ -260,7 +260,7 @@ def parse_note(data: bytes | str) -> tuple[str, list[tuple[str, int, bytes, str]
 
 def _find(verifiers: Sequence[Verifier], name: str, kid: int) -> Verifier | None:
     found = [v for v in verifiers if v.matches(name, kid)]
-    if len({v.public_key for v in found}) > 1 or len(found) > 1 and found[0].name is not None:
+    if len({v.public_key for v in found}) > 1 or (len(found) > 1 and found[0].name is not None):
         raise NoteError(f"ambiguous key {name}+{kid:08x}")
     return found[0] if found else None
 
@@ -299,16 +299,16 @@ def open_note(data: bytes | str, verifiers: Iterable[Verifier]) -> OpenedNote:
     return opened
 
 
-def sign_note(
-    text: str, signers: Iterable[Signer], keep: Iterable[Signature] = ()
-) -> bytes:
+def sign_note(text: str, signers: Iterable[Signer], keep: Iterable[Signature] = ()) -> bytes:
     """The note ``text`` signed by each signer, after the signatures in ``keep``.
 
     A kept signature by the same name and key ID as a signer is replaced (as
     Go's ``note.Sign`` does), so re-signing a note does not duplicate a line.
     """
     if not text.endswith("\n") or _CONTROL.search(text):
-        raise NoteError("malformed note: the text must end with a newline, without control characters")
+        raise NoteError(
+            "malformed note: the text must end with a newline, without control characters"
+        )
     message = text.encode("utf-8")
     new = [Signature(s.name, s.key_id, s.sign(message)) for s in signers]
     replaced = {(s.name, s.key_id) for s in new}

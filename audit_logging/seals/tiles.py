@@ -114,9 +114,12 @@ class JournalTree:
         fd = os.open(tree.journal, os.O_RDONLY | _O_CLOEXEC)
         try:
             stop = os.fstat(fd).st_size if size is None else size
+            kept = len(ends)
             while ends and ends[-1] > stop:  # a tiles file ahead of the journal is not trusted
                 ends.pop()
                 hashes.pop()
+            if len(ends) < kept and size is None:
+                os.truncate(tree.tiles_file, len(ends) * _RECORD.size)
             for h in hashes:
                 tree.state.append_subtree(h, TILE_HEIGHT)
             tree._tile_ends = ends
@@ -152,7 +155,7 @@ class JournalTree:
         self._collect_tiles()
 
     def catch_up(self, fd: int, stop: int) -> None:
-        """Add the lines of ``fd`` between the tree's end and ``stop`` (another process's batches)."""
+        """Add the lines of ``fd`` from the tree's end to ``stop`` (other processes' batches)."""
         if stop <= self.offset:
             return
         batch: list[bytes] = []
@@ -237,7 +240,9 @@ class TreeReader:
             if tile > len(self.tile_ends):
                 raise MerkleError(f"tile {tile} is past the tiles kept ({len(self.tile_ends)})")
             start = self.tile_ends[tile - 1] if tile else 0
-            stop = self.tile_ends[tile] if tile < len(self.tile_ends) else os.fstat(self._fd).st_size
+            stop = (
+                self.tile_ends[tile] if tile < len(self.tile_ends) else os.fstat(self._fd).st_size
+            )
             self._lines[tile] = list(_lines(self._fd, start, stop, TILE_LEAVES))
         return self._lines[tile]
 

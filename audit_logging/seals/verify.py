@@ -1,0 +1,226 @@
+"""Checking a journal against its seals: what each seal proves, and what no seal covers.
+
+For each seal (``<journal>.seals/<period>.note``), smallest tree first:
+
+- its signatures: with Ed25519 verifiers, one of them must have signed; with a
+  forward-secure verification key, the key of the epoch the seal states
+  (``fss-epoch``) must have signed, that epoch derived from ``K_0`` and no
+  other, and no seal may state an epoch after the present's;
+- its tree: the root of the journal's first ``size`` lines must be the one
+  signed (lines edited, removed, inserted or reordered change it);
+- forward-secure epochs never go back as seals grow, and every line is sealed
+  by a seal of its own epoch or, for a line of the last ``grace`` seconds of
+  an epoch, the next one. A host taken over in epoch ``t`` holds only ``K_t``:
+  rewriting an older line means re-sealing it with an older epoch's key,
+  which it cannot do, whether the old seals are kept (their roots no longer
+  match), rewritten (their signatures fail) or deleted (the lines are then
+  sealed too late).
+
+Lines after the last seal are counted as unsealed: not proven, not accused.
+"""
+
+from __future__ import annotations
+
+import calendar
+import itertools
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audit_logging.seals.checkpoint import Checkpoint, read_checkpoint
+from audit_logging.seals.forward import VerificationKey
+from audit_logging.seals.merkle import TreeState
+from audit_logging.seals.note import NoteError, Verifier, open_note
+from audit_logging.seals.sealer import list_seals
+
+__all__ = ["DEFAULT_GRACE", "SealProblem", "SealReport", "verify_seals"]
+
+#: A line may be sealed by the next epoch's key if written this close to its epoch's end.
+DEFAULT_GRACE = 60.0
+_Report = Callable[..., None]
+_TIMESTAMP = re.compile(rb'"timestamp":\s*"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z?"')
+
+
+@dataclass(frozen=True)
+class SealProblem:
+    """One thing a seal check found wrong (same fields as the read package's ``Problem``)."""
+
+    path: str
+    line: int | None
+    kind: str
+    message: str
+
+
+@dataclass
+class SealReport:
+    """The seals of one journal: how many held, lines sealed and unsealed, problems."""
+
+    journal: str
+    seals: int = 0
+    lines: int = 0
+    sealed_lines: int = 0
+    problems: list[SealProblem] = field(default_factory=list)
+    last: Checkpoint | None = None
+
+    @property
+    def unsealed_lines(self) -> int:
+        return self.lines - self.sealed_lines
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _line_time(line: bytes, cache: dict[bytes, float]) -> float | None:
+    m = _TIMESTAMP.search(line, 0, 200) or _TIMESTAMP.search(line)
+    if m is None:
+        return None
+    whole = m.group(1)
+    t = cache.get(whole)
+    if t is None:
+        t = float(calendar.timegm(time.strptime(whole.decode("ascii"), "%Y-%m-%dT%H:%M:%S")))
+        cache[whole] = t
+    frac = m.group(2)
+    return t + float(frac) if frac else t
+
+
+def verify_seals(
+    journal: str | os.PathLike[str],
+    *,
+    verifiers: Iterable[Verifier] = (),
+    verification_key: VerificationKey | None = None,
+    grace: float = DEFAULT_GRACE,
+    now: float | None = None,
+) -> SealReport:
+    """Check every seal of ``journal`` and its lines against them (see the module's doc)."""
+    journal = Path(journal)
+    name = str(journal)
+    report = SealReport(name)
+    static = list(verifiers)
+    now = time.time() if now is None else now
+
+    def problem(line: int | None, kind: str, message: str, where: str = name) -> None:
+        report.problems.append(SealProblem(where, line, kind, message))
+
+    read: list[tuple[Checkpoint, bytes, str]] = []
+    for _, path in list_seals(journal):
+        data = path.read_bytes()
+        try:
+            read.append((read_checkpoint(data), data, str(path)))
+        except NoteError as exc:
+            problem(None, "seal-malformed", f"not a signed checkpoint: {exc}", str(path))
+    epoch_keys: dict[int, Verifier] = {}
+    if verification_key is not None:
+        last_epoch = verification_key.epoch_at(now) + 1
+        wanted = {cp.epoch for cp, _, _ in read if cp.epoch is not None and cp.epoch <= last_epoch}
+        epoch_keys = verification_key.verifiers(wanted)  # one pass from K_0
+    seals: list[Checkpoint] = []
+    for cp, data, where in sorted(read, key=lambda r: r[0].size):
+        if _signed(cp, data, static, verification_key, epoch_keys, where, problem):
+            if seals and seals[-1].size == cp.size:
+                continue
+            seals.append(cp)
+
+    epochs_ok = True
+    for before, after in itertools.pairwise(seals):
+        if verification_key is not None and (after.epoch or 0) < (before.epoch or 0):
+            problem(
+                after.size,
+                "seal-epoch",
+                f"the seal of {after.size} lines is of epoch {after.epoch}, "
+                f"before the epoch {before.epoch} of the seal of {before.size}",
+            )
+            epochs_ok = False
+
+    state = TreeState()
+    cache: dict[bytes, float] = {}
+    pending = iter(seals)
+    target = next(pending, None)
+    late_reported: set[int] = set()
+    with open(journal, "rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break  # a line still being written is not a leaf yet
+            line = raw[:-1]
+            while target is not None and target.size == state.size:
+                _compare(state, target, problem)
+                target = next(pending, None)
+            if verification_key is not None and target is not None and epochs_ok:
+                t = _line_time(line, cache)
+                if t is not None and target.epoch is not None:
+                    allowed = verification_key.epoch_at(t + grace)
+                    if target.epoch > allowed and target.size not in late_reported:
+                        late_reported.add(target.size)
+                        own = verification_key.epoch_at(t)
+                        problem(
+                            state.size + 1,
+                            "seal-epoch",
+                            f"line {state.size + 1} of epoch {own} is first sealed in epoch "
+                            f"{target.epoch}: its own epoch's seals are missing",
+                        )
+            state.append_line(line)
+    while target is not None:
+        if target.size == state.size:
+            _compare(state, target, problem)
+        else:
+            problem(
+                state.size,
+                "seal-mismatch",
+                f"a seal covers {target.size} lines but the journal has {state.size}: "
+                "lines were removed",
+            )
+        target = next(pending, None)
+    report.lines = state.size
+    report.seals = len(seals)
+    good = [cp for cp in seals if cp.size <= state.size]
+    report.last = good[-1] if good else None
+    report.sealed_lines = min(report.last.size, state.size) if report.last else 0
+    return report
+
+
+def _compare(state: TreeState, cp: Checkpoint, problem: _Report) -> None:
+    if state.root() != cp.root:
+        problem(
+            cp.size,
+            "seal-mismatch",
+            f"the first {cp.size} lines are not those sealed: a line up to {cp.size} was changed",
+        )
+
+
+def _signed(
+    cp: Checkpoint,
+    data: bytes,
+    static: list[Verifier],
+    vk: VerificationKey | None,
+    epoch_keys: dict[int, Verifier],
+    where: str,
+    problem: _Report,
+) -> bool:
+    """Whether the seal carries every signature the keys given demand (problems reported)."""
+    wanted: list[tuple[str, list[Verifier]]] = []
+    if static:
+        wanted.append(("the public key", static))
+    if vk is not None:
+        epoch = cp.epoch
+        if epoch is None:
+            problem(
+                None,
+                "seal-forged",
+                "no forward-secure epoch: not sealed by the forward-secure key",
+                where,
+            )
+            return False
+        if epoch not in epoch_keys:
+            problem(None, "seal-epoch", f"a seal of epoch {epoch}, after the present one", where)
+            return False
+        wanted.append((f"epoch {epoch}'s forward-secure key", [epoch_keys[epoch]]))
+    for label, keys in wanted:
+        try:
+            open_note(data, keys)
+        except NoteError as exc:
+            problem(None, "seal-forged", f"not signed by {label}: {exc}", where)
+            return False
+    return True
