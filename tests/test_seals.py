@@ -285,3 +285,26 @@ def test_keygen_writes_a_private_key_only_its_owner_reads_and_never_overwrites(
     assert k0 not in fs.private.read_text()  # once the key moved on, K_0 is off the host
     with pytest.raises(FileExistsError):
         keygen(tmp_path, forward_secure=True)
+
+
+def test_today_s_log_extends_a_checkpoint_kept_last_month(tmp_path: Path) -> None:
+    from audit_logging.seals.verify import verify_since
+
+    files = keygen(tmp_path / "keys")
+    verifiers = load_verifiers(files.public)
+    journal = tmp_path / "j.jsonl"
+    journal.touch()
+    sealer = JournalSealer(journal, signer=load_signer(files.private), interval=60)
+    write(sealer, [line_at(T0 + i, i) for i in range(300)])
+    kept = sealer.seal(now=T0).read_bytes()  # what the auditor kept
+    write(sealer, [line_at(T0 + i, i) for i in range(300, 700)])
+    sealer.seal(now=T0 + 3600)
+    assert verify_since(journal, kept, verifiers=verifiers) == []
+    # A line before the kept checkpoint rewritten, everything re-sealed: named.
+    journal.write_bytes(journal.read_bytes().replace(b'"step":7,', b'"step":8,'))
+    JournalSealer(journal, signer=load_signer(files.private)).tree.flush()
+    (problem,) = verify_since(journal, kept, verifiers=verifiers)
+    assert problem.kind == "since-mismatch" and problem.line == 300
+    # A checkpoint not signed by the key is not taken as evidence.
+    forged = sign_checkpoint(read_checkpoint(kept), [Signer.from_seed("audit-logging", bytes(32))])
+    assert [p.kind for p in verify_since(journal, forged, verifiers=verifiers)] == ["seal-forged"]

@@ -31,6 +31,7 @@ transparency-dev/merkle.
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Callable, Iterable, Sequence
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 _sha256 = hashlib.sha256
+_digest = operator.methodcaller("digest")
 
 #: MTH of the leaves ``[start, end)`` (``end > start``).
 RangeHash = Callable[[int, int], bytes]
@@ -241,102 +243,125 @@ def verify_consistency(
         raise MerkleError("the consistency proof does not lead to the second root")
 
 
+#: Leaves are hashed and paired a run of ``2**CHUNK_LEVEL`` at a time (one list
+#: comprehension per level), which costs a third of merging leaf by leaf in Python.
+CHUNK_LEVEL = 8
+_CHUNK = 1 << CHUNK_LEVEL
+
+
+def _complete(hashes: list[bytes]) -> bytes:
+    """MTH of a power-of-two run of hashes, one level at a time."""
+    sha = _sha256
+    while len(hashes) > 1:
+        it = iter(hashes)
+        hashes = [sha(b"\x01" + a + b).digest() for a, b in zip(it, it, strict=False)]
+    return hashes[0]
+
+
+def _decompose(hashes: list[bytes]) -> list[tuple[int, bytes]]:
+    """``(level, hash)`` of the complete subtrees a run of leaves splits into, largest first."""
+    out, pos = [], 0
+    n = len(hashes)
+    for level in range(n.bit_length() - 1, -1, -1):
+        if n >> level & 1:
+            out.append((level, _complete(hashes[pos : pos + (1 << level)])))
+            pos += 1 << level
+    return out
+
+
 class TreeState:
     """The right edge of a growing tree: one hash per complete subtree, largest first.
 
     This is what a writer keeps as it appends: ``O(log n)`` hashes give the
-    root of the tree at its current size. With ``tile_level`` set, every
-    complete subtree of that height is added to :attr:`tiles` as
-    ``(index, hash)`` when it forms, which is how
-    :mod:`~audit_logging.seals.tiles` keeps the interior hashes a proof needs.
+    root of the tree at its current size. Leaves wait in a run of at most 255
+    before they are folded in as one subtree of 256 (a "tile"); with
+    ``keep_tiles`` every such tile is added to :attr:`tiles` as ``(index,
+    hash)``, which is how :mod:`~audit_logging.seals.tiles` keeps the
+    interior hashes a proof needs.
     """
 
-    __slots__ = ("_hashes", "_levels", "size", "tile_level", "tiles")
+    __slots__ = ("_hashes", "_levels", "_run", "keep_tiles", "size", "tiles")
 
-    def __init__(self, tile_level: int = -1) -> None:
+    def __init__(self, keep_tiles: bool = False) -> None:
         self.size = 0
-        self._hashes: list[bytes] = []
+        self._hashes: list[bytes] = []  # complete subtrees of level >= CHUNK_LEVEL
         self._levels: list[int] = []
-        self.tile_level = tile_level
+        self._run: list[bytes] = []  # leaf hashes after them (fewer than a chunk)
+        self.keep_tiles = keep_tiles
         self.tiles: list[tuple[int, bytes]] = []
-
-    @classmethod
-    def from_frontier(cls, size: int, hashes: Iterable[bytes]) -> TreeState:
-        """A state from a size and the hashes of its complete subtrees, largest first."""
-        state = cls()
-        hashes = list(hashes)
-        levels = [b for b in range(size.bit_length() - 1, -1, -1) if size >> b & 1]
-        if len(levels) != len(hashes):
-            raise MerkleError(f"a tree of {size} leaves has {len(levels)} frontier hashes")
-        _check_hashes(*hashes)
-        state.size, state._hashes, state._levels = size, hashes, levels
-        return state
 
     @property
     def frontier(self) -> list[bytes]:
-        return list(self._hashes)
+        """The hashes of the complete subtrees, largest first (RFC 9162's compact range)."""
+        return self._hashes + [h for _, h in _decompose(self._run)]
 
     def append_line(self, line: bytes) -> None:
         """Append one line (without its newline) as a leaf."""
-        self.append_hash(_sha256(b"\x00" + line).digest())
+        self.extend_lines((line,))
 
     def extend_lines(self, lines: Iterable[bytes]) -> None:
-        """Append lines (without their newlines) as leaves: :meth:`append_line` in one loop.
-
-        The writer's hot path, kept to one hash per leaf and one per node formed.
-        """
-        hashes, levels, tiles, tile_level = self._hashes, self._levels, self.tiles, self.tile_level
-        sha, size = _sha256, self.size
-        for line in lines:
-            h = sha(b"\x00" + line).digest()
-            level, index = 0, size
-            while levels and levels[-1] == level:
-                h = sha(b"\x01" + hashes.pop() + h).digest()
-                levels.pop()
-                level += 1
-                index >>= 1
-                if level == tile_level:
-                    tiles.append((index, h))
-            hashes.append(h)
-            levels.append(level)
-            size += 1
-        self.size = size
+        """Append lines (without their newlines) as leaves: the writer's hot path."""
+        run = self._run
+        before = len(run)
+        # map() keeps the loop in C: a quarter cheaper than a comprehension.
+        run.extend(map(_digest, map(_sha256, map(b"\x00".__add__, lines))))
+        self.size += len(run) - before
+        self._fold()
 
     def append_hash(self, h: bytes) -> None:
         """Append one leaf by its hash."""
-        self.append_subtree(h, 0)
+        self._run.append(h)
+        self.size += 1
+        self._fold()
 
-    def append_subtree(self, h: bytes, level: int) -> None:
-        """Append a complete subtree of ``2**level`` leaves by its hash.
+    def _fold(self) -> None:
+        run = self._run
+        if len(run) < _CHUNK:
+            return
+        done = len(run) - len(run) % _CHUNK
+        for at in range(0, done, _CHUNK):
+            self._push(_complete(run[at : at + _CHUNK]), CHUNK_LEVEL)
+        del run[:done]
 
-        The tree's size must be a multiple of ``2**level`` (as when rebuilding
-        the state from stored tiles).
-        """
-        if self.size & ((1 << level) - 1):
-            raise MerkleError(f"a subtree of level {level} cannot start at leaf {self.size}")
+    def _push(self, h: bytes, level: int) -> None:
         hashes, levels = self._hashes, self._levels
-        index = self.size >> level
+        if self.keep_tiles and level == CHUNK_LEVEL:
+            first = sum(1 << lv for lv in levels)  # leaves before this tile
+            self.tiles.append((first >> CHUNK_LEVEL, h))
         while levels and levels[-1] == level:
             h = _sha256(b"\x01" + hashes.pop() + h).digest()
             levels.pop()
             level += 1
-            index >>= 1
-            if level == self.tile_level:
-                self.tiles.append((index, h))
         hashes.append(h)
         levels.append(level)
-        self.size = (index + 1) << level
+
+    def append_subtree(self, h: bytes, level: int) -> None:
+        """Append a complete subtree of ``2**level`` leaves by its hash (``level >= 8``).
+
+        The tree's size must be a multiple of ``2**level`` (as when rebuilding
+        the state from stored tiles).
+        """
+        if level < CHUNK_LEVEL or self._run or self.size & ((1 << level) - 1):
+            raise MerkleError(f"a subtree of level {level} cannot start at leaf {self.size}")
+        keep, self.keep_tiles = self.keep_tiles, False  # a stored tile is not a new one
+        try:
+            self._push(h, level)
+        finally:
+            self.keep_tiles = keep
+        self.size += 1 << level
 
     def root(self) -> bytes:
         """MTH of all leaves appended so far."""
-        if not self._hashes:
+        nodes = self.frontier
+        if not nodes:
             return EMPTY_ROOT
-        r = self._hashes[-1]
-        for h in reversed(self._hashes[:-1]):
+        r = nodes[-1]
+        for h in reversed(nodes[:-1]):
             r = node_hash(h, r)
         return r
 
     def copy(self) -> TreeState:
-        other = TreeState(self.tile_level)
+        other = TreeState(self.keep_tiles)
         other.size, other._hashes, other._levels = self.size, self._hashes[:], self._levels[:]
+        other._run = self._run[:]
         return other

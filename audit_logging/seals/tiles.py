@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from audit_logging.seals.merkle import (
+    CHUNK_LEVEL,
     EMPTY_ROOT,
     MerkleError,
     TreeState,
@@ -38,7 +39,7 @@ from audit_logging.seals.merkle import (
 
 __all__ = ["TILE_LEAVES", "JournalTree", "TreeReader", "seals_dir", "tiles_path"]
 
-TILE_HEIGHT = 8
+TILE_HEIGHT = CHUNK_LEVEL  # the tree state folds leaves in runs of this height
 TILE_LEAVES = 1 << TILE_HEIGHT
 _RECORD = struct.Struct(">Q32s")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -94,7 +95,7 @@ class JournalTree:
     def __init__(self, journal: str | os.PathLike[str]) -> None:
         self.journal = Path(journal)
         self.tiles_file = tiles_path(journal)
-        self.state = TreeState(tile_level=TILE_HEIGHT)
+        self.state = TreeState(keep_tiles=True)
         #: Bytes of the journal the state covers (always at a line end).
         self.offset = 0
         self._tile_ends: list[int] = []
@@ -201,9 +202,12 @@ class JournalTree:
 class TreeReader:
     """Proofs from a journal's tiles and at most a few runs of its lines."""
 
-    def __init__(self, journal: str | os.PathLike[str]) -> None:
+    def __init__(self, journal: str | os.PathLike[str], trust_tiles: bool = True) -> None:
+        """``trust_tiles=False`` recomputes every tile from the lines (a verifier's choice)."""
         self.journal = Path(journal)
-        self.tile_ends, self.tile_hashes = _read_tiles(tiles_path(journal))
+        self.tile_ends, self.tile_hashes = (
+            _read_tiles(tiles_path(journal)) if trust_tiles else ([], [])
+        )
         self._fd = os.open(self.journal, os.O_RDONLY | _O_CLOEXEC)
         self._leaves: dict[int, list[bytes]] = {}
         self._lines: dict[int, list[bytes]] = {}
@@ -266,12 +270,12 @@ class TreeReader:
         def mth(start: int, end: int) -> bytes:
             first, last = start >> TILE_HEIGHT, (end - 1) >> TILE_HEIGHT
             if first == last:
-                leaves = self._tile_leaves(first)
                 lo, hi = start - (first << TILE_HEIGHT), end - (first << TILE_HEIGHT)
-                if hi > len(leaves):
-                    raise MerkleError(f"the journal has fewer than {end} lines")
                 if lo == 0 and hi == TILE_LEAVES and first < complete:
                     return tile_hashes[first]
+                leaves = self._tile_leaves(first)
+                if hi > len(leaves):
+                    raise MerkleError(f"the journal has fewer than {end} lines")
                 return list_range_hash(leaves[lo:hi])(0, hi - lo)
             k = 1 << ((end - start - 1).bit_length() - 1)
             return node_hash(mth(start, start + k), mth(start + k, end))

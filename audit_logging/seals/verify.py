@@ -224,3 +224,53 @@ def _signed(
             problem(None, "seal-forged", f"not signed by {label}: {exc}", where)
             return False
     return True
+
+
+def verify_since(
+    journal: str | os.PathLike[str],
+    earlier: bytes | str,
+    *,
+    verifiers: Iterable[Verifier] = (),
+    verification_key: VerificationKey | None = None,
+) -> list[SealProblem]:
+    """Check that the journal today extends an earlier signed checkpoint (RFC 6962 consistency).
+
+    The earlier checkpoint's signature is checked first (by the keys given);
+    then a consistency proof from its size to the journal's present tree is
+    built from the tiles and verified against both roots, so nothing the
+    earlier checkpoint covered was changed since. Returns the problems found.
+    """
+    from audit_logging.seals.merkle import MerkleError, verify_consistency
+    from audit_logging.seals.tiles import TreeReader
+
+    name = str(journal)
+    static = list(verifiers)
+    data = earlier.encode("utf-8") if isinstance(earlier, str) else earlier
+    try:
+        old = read_checkpoint(data)
+    except NoteError as exc:
+        return [SealProblem(name, None, "since-malformed", f"not a signed checkpoint: {exc}")]
+    found: list[SealProblem] = []
+
+    def problem(line: int | None, kind: str, message: str, where: str = name) -> None:
+        found.append(SealProblem(where, line, kind, message))
+
+    keys: dict[int, Verifier] = {}
+    if verification_key is not None and old.epoch is not None:
+        keys = verification_key.verifiers({old.epoch})
+    if (static or verification_key is not None) and not _signed(
+        old, data, static, verification_key, keys, "the earlier checkpoint", problem
+    ):
+        return found
+    with TreeReader(journal, trust_tiles=False) as tree:  # the tiles file is not evidence
+        if tree.size < old.size:
+            problem(tree.size, "since-mismatch",
+                    f"the journal has {tree.size} lines, fewer than the {old.size} checkpointed")  # fmt: skip
+            return found
+        try:
+            proof = tree.consistency(old.size, tree.size)
+            verify_consistency(old.size, tree.size, old.root, tree.root(tree.size), proof)
+        except MerkleError as exc:
+            problem(old.size, "since-mismatch",
+                    f"the journal does not extend the checkpoint of {old.size} lines: {exc}")  # fmt: skip
+    return found
