@@ -264,13 +264,19 @@ def verify_since(
         return found
     with TreeReader(journal, trust_tiles=False) as tree:  # the tiles file is not evidence
         if tree.size < old.size:
-            problem(tree.size, "since-mismatch",
-                    f"the journal has {tree.size} lines, fewer than the {old.size} checkpointed")  # fmt: skip
+            problem(
+                tree.size,
+                "since-mismatch",
+                f"the journal has {tree.size} lines, fewer than the {old.size} checkpointed",
+            )
             return found
         try:
             proof = tree.consistency(old.size, tree.size)
             verify_consistency(old.size, tree.size, old.root, tree.root(tree.size), proof)
         except MerkleError as exc:
-            problem(old.size, "since-mismatch",
-                    f"the journal does not extend the checkpoint of {old.size} lines: {exc}")  # fmt: skip
+            problem(
+                old.size,
+                "since-mismatch",
+                f"the journal does not extend the checkpoint of {old.size} lines: {exc}",
+            )
     return found
