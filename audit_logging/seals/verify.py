@@ -36,7 +36,14 @@ from audit_logging.seals.merkle import TreeState
 from audit_logging.seals.note import NoteError, Verifier, open_note
 from audit_logging.seals.sealer import list_seals
 
-__all__ = ["DEFAULT_GRACE", "SealProblem", "SealReport", "verify_seals"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "SealChecker",
+    "SealProblem",
+    "SealReport",
+    "verify_seals",
+    "verify_since",
+]
 
 #: A line may be sealed by the next epoch's key if written this close to its epoch's end.
 DEFAULT_GRACE = 60.0
@@ -87,6 +94,128 @@ def _line_time(line: bytes, cache: dict[bytes, float]) -> float | None:
     return t + float(frac) if frac else t
 
 
+class SealChecker:
+    """Checks one journal's lines against its seals as they are fed, in a single pass.
+
+    A reader that already goes through the journal (``verify``'s chain check)
+    feeds it the lines it reads (:meth:`feed`) and calls :meth:`finish`;
+    :func:`verify_seals` does the reading itself. The seals' signatures are
+    checked when the checker is made.
+    """
+
+    def __init__(
+        self,
+        journal: str | os.PathLike[str],
+        *,
+        verifiers: Iterable[Verifier] = (),
+        verification_key: VerificationKey | None = None,
+        grace: float = DEFAULT_GRACE,
+        now: float | None = None,
+    ) -> None:
+        self.journal = Path(journal)
+        self.name = str(self.journal)
+        self.report = SealReport(self.name)
+        self.vk = verification_key
+        self.grace = grace
+        static = list(verifiers)
+        now = time.time() if now is None else now
+        read: list[tuple[Checkpoint, bytes, str]] = []
+        for _, path in list_seals(journal):
+            data = path.read_bytes()
+            try:
+                read.append((read_checkpoint(data), data, str(path)))
+            except NoteError as exc:
+                self._problem(None, "seal-malformed", f"not a signed checkpoint: {exc}", str(path))
+        epoch_keys: dict[int, Verifier] = {}
+        if verification_key is not None:
+            last_epoch = verification_key.epoch_at(now) + 1
+            wanted = {
+                cp.epoch for cp, _, _ in read if cp.epoch is not None and cp.epoch <= last_epoch
+            }
+            epoch_keys = verification_key.verifiers(wanted)  # one pass from K_0
+        seals: list[Checkpoint] = []
+        for cp, data, where in sorted(read, key=lambda r: r[0].size):
+            signed = _signed(cp, data, static, verification_key, epoch_keys, where, self._problem)
+            if signed and (not seals or seals[-1].size != cp.size):
+                seals.append(cp)
+        self.seals = seals
+        self.epochs_ok = True
+        for before, after in itertools.pairwise(seals):
+            if verification_key is not None and (after.epoch or 0) < (before.epoch or 0):
+                self._problem(
+                    after.size,
+                    "seal-epoch",
+                    f"the seal of {after.size} lines is of epoch {after.epoch}, "
+                    f"before the epoch {before.epoch} of the seal of {before.size}",
+                )
+                self.epochs_ok = False
+        self.state = TreeState()
+        self._pending = iter(seals)
+        self._target = next(self._pending, None)
+        self._times: dict[bytes, float] = {}
+        self._late: set[int] = set()
+
+    def _problem(self, line: int | None, kind: str, message: str, where: str = "") -> None:
+        self.report.problems.append(SealProblem(where or self.name, line, kind, message))
+
+    def feed(self, lines: list[bytes]) -> None:
+        """The journal's next whole lines, without their newlines, in file order."""
+        state, i, n = self.state, 0, len(lines)
+        while i < n:
+            target = self._target
+            if target is not None and target.size == state.size:
+                _compare(state, target, self._problem)
+                self._target = next(self._pending, None)
+                continue
+            stop = n if target is None else min(n, i + target.size - state.size)
+            if self.vk is not None and target is not None and self.epochs_ok:
+                self._check_epochs(lines, i, stop, target)
+            state.extend_lines(lines[i:stop])
+            i = stop
+
+    def _check_epochs(self, lines: list[bytes], i: int, stop: int, target: Checkpoint) -> None:
+        """Each line's seal must be of the line's epoch (or the next, within ``grace``)."""
+        vk, epoch = self.vk, target.epoch
+        if vk is None or epoch is None or target.size in self._late:
+            return
+        for k in range(i, stop):
+            t = _line_time(lines[k], self._times)
+            if t is not None and epoch > vk.epoch_at(t + self.grace):
+                self._late.add(target.size)
+                number = self.state.size + (k - i) + 1
+                self._problem(
+                    number,
+                    "seal-epoch",
+                    f"line {number} of epoch {vk.epoch_at(t)} is first sealed in epoch "
+                    f"{epoch}: its own epoch's seals are missing",
+                )
+                return
+
+    def finish(self) -> SealReport:
+        """The report, once every line was fed: seals past the end name removed lines."""
+        state = self.state
+        target = self._target
+        while target is not None:
+            if target.size == state.size:
+                _compare(state, target, self._problem)
+            else:
+                self._problem(
+                    state.size,
+                    "seal-mismatch",
+                    f"a seal covers {target.size} lines but the journal has {state.size}: "
+                    "lines were removed",
+                )
+            target = next(self._pending, None)
+        self._target = None
+        report = self.report
+        report.lines = state.size
+        report.seals = len(self.seals)
+        good = [cp for cp in self.seals if cp.size <= state.size]
+        report.last = good[-1] if good else None
+        report.sealed_lines = report.last.size if report.last else 0
+        return report
+
+
 def verify_seals(
     journal: str | os.PathLike[str],
     *,
@@ -96,89 +225,16 @@ def verify_seals(
     now: float | None = None,
 ) -> SealReport:
     """Check every seal of ``journal`` and its lines against them (see the module's doc)."""
-    journal = Path(journal)
-    name = str(journal)
-    report = SealReport(name)
-    static = list(verifiers)
-    now = time.time() if now is None else now
-
-    def problem(line: int | None, kind: str, message: str, where: str = name) -> None:
-        report.problems.append(SealProblem(where, line, kind, message))
-
-    read: list[tuple[Checkpoint, bytes, str]] = []
-    for _, path in list_seals(journal):
-        data = path.read_bytes()
-        try:
-            read.append((read_checkpoint(data), data, str(path)))
-        except NoteError as exc:
-            problem(None, "seal-malformed", f"not a signed checkpoint: {exc}", str(path))
-    epoch_keys: dict[int, Verifier] = {}
-    if verification_key is not None:
-        last_epoch = verification_key.epoch_at(now) + 1
-        wanted = {cp.epoch for cp, _, _ in read if cp.epoch is not None and cp.epoch <= last_epoch}
-        epoch_keys = verification_key.verifiers(wanted)  # one pass from K_0
-    seals: list[Checkpoint] = []
-    for cp, data, where in sorted(read, key=lambda r: r[0].size):
-        if _signed(cp, data, static, verification_key, epoch_keys, where, problem):
-            if seals and seals[-1].size == cp.size:
-                continue
-            seals.append(cp)
-
-    epochs_ok = True
-    for before, after in itertools.pairwise(seals):
-        if verification_key is not None and (after.epoch or 0) < (before.epoch or 0):
-            problem(
-                after.size,
-                "seal-epoch",
-                f"the seal of {after.size} lines is of epoch {after.epoch}, "
-                f"before the epoch {before.epoch} of the seal of {before.size}",
-            )
-            epochs_ok = False
-
-    state = TreeState()
-    cache: dict[bytes, float] = {}
-    pending = iter(seals)
-    target = next(pending, None)
-    late_reported: set[int] = set()
+    checker = SealChecker(
+        journal, verifiers=verifiers, verification_key=verification_key, grace=grace, now=now
+    )
+    rest = b""
     with open(journal, "rb") as f:
-        for raw in f:
-            if not raw.endswith(b"\n"):
-                break  # a line still being written is not a leaf yet
-            line = raw[:-1]
-            while target is not None and target.size == state.size:
-                _compare(state, target, problem)
-                target = next(pending, None)
-            if verification_key is not None and target is not None and epochs_ok:
-                t = _line_time(line, cache)
-                if t is not None and target.epoch is not None:
-                    allowed = verification_key.epoch_at(t + grace)
-                    if target.epoch > allowed and target.size not in late_reported:
-                        late_reported.add(target.size)
-                        own = verification_key.epoch_at(t)
-                        problem(
-                            state.size + 1,
-                            "seal-epoch",
-                            f"line {state.size + 1} of epoch {own} is first sealed in epoch "
-                            f"{target.epoch}: its own epoch's seals are missing",
-                        )
-            state.append_line(line)
-    while target is not None:
-        if target.size == state.size:
-            _compare(state, target, problem)
-        else:
-            problem(
-                state.size,
-                "seal-mismatch",
-                f"a seal covers {target.size} lines but the journal has {state.size}: "
-                "lines were removed",
-            )
-        target = next(pending, None)
-    report.lines = state.size
-    report.seals = len(seals)
-    good = [cp for cp in seals if cp.size <= state.size]
-    report.last = good[-1] if good else None
-    report.sealed_lines = min(report.last.size, state.size) if report.last else 0
-    return report
+        while chunk := f.read(4 << 20):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()  # a line still being written is not a leaf yet
+            checker.feed(lines)
+    return checker.finish()
 
 
 def _compare(state: TreeState, cp: Checkpoint, problem: _Report) -> None:
