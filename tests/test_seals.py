@@ -17,7 +17,7 @@ from audit_logging.seals.checkpoint import Checkpoint, read_checkpoint, sign_che
 from audit_logging.seals.forward import ForwardKey, ForwardKeyError, VerificationKey
 from audit_logging.seals.keys import keygen, load_signer, load_verification_key, load_verifiers
 from audit_logging.seals.note import Signer, Verifier, open_note
-from audit_logging.seals.proofs import ProofError, check_proof, prove
+from audit_logging.seals.proofs import ProofError, check_proof, index_of_seq, prove
 from audit_logging.seals.sealer import JournalSealer, list_seals, seal_path
 from audit_logging.seals.tiles import seals_dir
 from audit_logging.seals.verify import verify_seals
@@ -28,10 +28,10 @@ EPOCH = 100  # seconds per epoch in these tests
 
 def line_at(t: float, i: int) -> bytes:
     ts = datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return b'{"timestamp":"%s","event":"TRAINING_PROGRESS","step":%d,"seq":%d}' % (
+    return b'{"timestamp":"%s","event":"TRAINING_PROGRESS","step":%d,"seq":%d,"hash":"h"}' % (
         ts.encode(),
         i,
-        i,
+        i + 1,
     )
 
 
@@ -227,7 +227,7 @@ def test_a_proof_of_one_line_is_checked_without_the_log(tmp_path: Path) -> None:
     sealer = JournalSealer(journal, signer=load_signer(files.private))
     write(sealer, [line_at(T0 + i, i) for i in range(700)])
     sealer.seal(now=T0)
-    bundle = prove(journal, 613)
+    bundle = prove(journal, index_of_seq(journal, 614))
     text = json.dumps(bundle)
     assert len(text) < 4000
     started = time.perf_counter()

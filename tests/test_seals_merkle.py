@@ -203,3 +203,17 @@ def test_proofs_over_a_larger_tree_match_a_tree_built_by_appending() -> None:
     verify_consistency(123, 300, root123, root300, consistency_proof(123, 300, leaves))
     with pytest.raises(MerkleError):
         inclusion_proof(300, 300, leaves)
+
+
+def test_without_cryptography_the_tree_works_and_signing_names_the_extra(monkeypatch) -> None:
+    import sys
+
+    from audit_logging.seals._ed25519 import MissingSignExtra
+    from audit_logging.seals.note import Signer
+
+    monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.asymmetric.ed25519", None)
+    monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.asymmetric", None)
+    assert root_from_leaves(LEAVES) == ROOTS[8]
+    with pytest.raises(MissingSignExtra, match=r'pip install "audit-logging\[sign\]"') as err:
+        Signer.from_seed("audit-logging", bytes(32))
+    assert isinstance(err.value, ImportError)

@@ -33,7 +33,7 @@ from audit_logging.seals.note import NoteError, OpenedNote, Verifier
 from audit_logging.seals.sealer import latest_seal
 from audit_logging.seals.tiles import TreeReader
 
-__all__ = ["FORMAT", "ProofError", "ProvedLine", "check_proof", "prove"]
+__all__ = ["FORMAT", "ProofError", "ProvedLine", "check_proof", "index_of_seq", "prove"]
 
 FORMAT = "audit-logging-proof/1"
 
@@ -89,6 +89,16 @@ def prove(
     bundle["inclusion"] = [base64.b64encode(h).decode("ascii") for h in path]
     bundle["checkpoint"] = checkpoint.decode("utf-8")
     return bundle
+
+
+def index_of_seq(journal: str | os.PathLike[str], seq: int) -> int:
+    """The leaf index of the journal line whose ``seq`` is ``seq`` (seq counts lines from 1)."""
+    with TreeReader(journal) as tree:
+        if not 1 <= seq <= tree.size:
+            raise ProofError(f"{journal} has no line with seq {seq} ({tree.size} lines)")
+        if b',"seq":%d,' % seq not in tree.line(seq - 1)[-120:]:
+            raise ProofError(f"line {seq} of {journal} does not carry seq {seq}")
+    return seq - 1
 
 
 def _verifiers_for(
