@@ -200,6 +200,7 @@ def test_ed25519_seals_name_an_edit_and_a_forged_seal(tmp_path: Path) -> None:
     write(sealer, [line_at(T0 + 40, 30)])
     report = verify_seals(journal, verifiers=verifiers)
     assert report.ok and (report.seals, report.sealed_lines, report.unsealed_lines) == (3, 30, 1)
+    assert report.unsealed_bytes == len(line_at(T0 + 40, 30)) + 1
     # Someone without the key edits line 5: the seals of 10, 20 and 30 lines no longer hold.
     data = journal.read_bytes().replace(b'"step":4,', b'"step":40,')
     journal.write_bytes(data)

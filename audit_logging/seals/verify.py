@@ -69,12 +69,18 @@ class SealReport:
     seals: int = 0
     lines: int = 0
     sealed_lines: int = 0
+    bytes: int = 0
+    sealed_bytes: int = 0
     problems: list[SealProblem] = field(default_factory=list)
     last: Checkpoint | None = None
 
     @property
     def unsealed_lines(self) -> int:
         return self.lines - self.sealed_lines
+
+    @property
+    def unsealed_bytes(self) -> int:
+        return self.bytes - self.sealed_bytes
 
     @property
     def ok(self) -> bool:
@@ -154,6 +160,7 @@ class SealChecker:
         self._target = next(self._pending, None)
         self._times: dict[bytes, float] = {}
         self._late: set[int] = set()
+        self._bytes = self._sealed_bytes = 0
 
     def _problem(self, line: int | None, kind: str, message: str, where: str = "") -> None:
         self.report.problems.append(SealProblem(where or self.name, line, kind, message))
@@ -164,13 +171,16 @@ class SealChecker:
         while i < n:
             target = self._target
             if target is not None and target.size == state.size:
-                _compare(state, target, self._problem)
+                if _compare(state, target, self._problem):
+                    self._sealed_bytes = self._bytes
                 self._target = next(self._pending, None)
                 continue
             stop = n if target is None else min(n, i + target.size - state.size)
             if self.vk is not None and target is not None and self.epochs_ok:
                 self._check_epochs(lines, i, stop, target)
-            state.extend_lines(lines[i:stop])
+            segment = lines[i:stop]
+            state.extend_lines(segment)
+            self._bytes += sum(map(len, segment)) + len(segment)
             i = stop
 
     def _check_epochs(self, lines: list[bytes], i: int, stop: int, target: Checkpoint) -> None:
@@ -197,7 +207,8 @@ class SealChecker:
         target = self._target
         while target is not None:
             if target.size == state.size:
-                _compare(state, target, self._problem)
+                if _compare(state, target, self._problem):
+                    self._sealed_bytes = self._bytes
             else:
                 self._problem(
                     state.size,
@@ -213,6 +224,7 @@ class SealChecker:
         good = [cp for cp in self.seals if cp.size <= state.size]
         report.last = good[-1] if good else None
         report.sealed_lines = report.last.size if report.last else 0
+        report.bytes, report.sealed_bytes = self._bytes, self._sealed_bytes
         return report
 
 
@@ -237,13 +249,16 @@ def verify_seals(
     return checker.finish()
 
 
-def _compare(state: TreeState, cp: Checkpoint, problem: _Report) -> None:
-    if state.root() != cp.root:
-        problem(
-            cp.size,
-            "seal-mismatch",
-            f"the first {cp.size} lines are not those sealed: a line up to {cp.size} was changed",
-        )
+def _compare(state: TreeState, cp: Checkpoint, problem: _Report) -> bool:
+    """Whether the tree so far is the one ``cp`` signed (a problem reported when not)."""
+    if state.root() == cp.root:
+        return True
+    problem(
+        cp.size,
+        "seal-mismatch",
+        f"the first {cp.size} lines are not those sealed: a line up to {cp.size} was changed",
+    )
+    return False
 
 
 def _signed(
