@@ -309,3 +309,30 @@ def test_today_s_log_extends_a_checkpoint_kept_last_month(tmp_path: Path) -> Non
     # A checkpoint not signed by the key is not taken as evidence.
     forged = sign_checkpoint(read_checkpoint(kept), [Signer.from_seed("audit-logging", bytes(32))])
     assert [p.kind for p in verify_since(journal, forged, verifiers=verifiers)] == ["seal-forged"]
+
+
+def test_the_writer_hook_follows_the_file_through_other_writers_and_a_torn_line(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    from audit_logging.seals.merkle import leaf_hash, root_from_leaves
+
+    journal = tmp_path / "j.jsonl"
+    journal.touch()
+    sealer = JournalSealer(journal, signer=Signer.from_seed("audit-logging", bytes(32)))
+    fd = os.open(journal, os.O_RDWR | os.O_APPEND)
+    try:
+        for data in [b"a\nb\n", b"c\n", None, b"e\n", b"\nf\n"]:
+            if data is None:  # another process's batch, then a torn line it left
+                os.write(fd, b"d\nto")
+                continue
+            os.write(fd, data)
+            sealer.after_write(fd, data, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+    want = [b"a", b"b", b"c", b"d", b"toe", b"", b"f"]
+    assert journal.read_bytes().split(b"\n")[:-1] == want
+    assert sealer.tree.root() == root_from_leaves([leaf_hash(x) for x in want])
+    sealer.seal(now=T0)
+    assert verify_seals(journal, verifiers=[sealer.signer.verifier()]).ok

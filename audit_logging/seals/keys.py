@@ -23,6 +23,7 @@ from audit_logging.seals.note import NoteError, Signer, Verifier
 __all__ = [
     "DEFAULT_KEY_NAME",
     "KeyFiles",
+    "forward_key_from_env",
     "keygen",
     "load_signer",
     "load_verification_key",
@@ -36,6 +37,7 @@ PRIVATE_FILE = "audit-signing-key.pem"
 PUBLIC_FILE = "audit-signing-key.pub"
 FSS_FILE = "audit-fss.state"
 ENV_SIGNING_KEY = "AUDIT_LOG_SIGNING_KEY"
+ENV_FSS_KEY = "AUDIT_LOG_FSS_KEY"
 
 
 @dataclass(frozen=True)
@@ -149,3 +151,9 @@ def signer_from_env(value: str | None = None) -> Signer | None:
     """The signer ``AUDIT_LOG_SIGNING_KEY`` names (a PEM file), or ``None`` when unset."""
     value = value if value is not None else os.environ.get(ENV_SIGNING_KEY)
     return load_signer(value) if value else None
+
+
+def forward_key_from_env(value: str | None = None) -> ForwardKey | None:
+    """The forward-secure state file ``AUDIT_LOG_FSS_KEY`` names, or ``None`` when unset."""
+    value = value if value is not None else os.environ.get(ENV_FSS_KEY)
+    return ForwardKey(value) if value else None

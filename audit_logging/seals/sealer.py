@@ -100,6 +100,21 @@ class JournalSealer:
             self.tree.catch_up(fd, start)
         self.tree.append(lines, end_offset)
 
+    def after_write(self, fd: int, data: bytes, end_offset: int) -> None:
+        """The writer's one call per batch, under the journal's lock, after appending ``data``.
+
+        ``data`` are the batch's bytes (whole lines, each ending with a newline)
+        and ``end_offset`` the file's size after them. When the tree does not
+        end where the batch began (another process wrote, or a torn line was
+        closed by the batch's leading newline) the tree reads the file from
+        its end instead, so it always follows the file's bytes.
+        """
+        start = end_offset - len(data)
+        if start == self.tree.offset and data.endswith(b"\n"):
+            self.tree.append(data[:-1].split(b"\n"), end_offset)
+        else:
+            self.tree.catch_up(fd, end_offset)
+
     def checkpoint(self) -> Checkpoint:
         return Checkpoint(self.origin, self.tree.size, self.tree.root())
 
