@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable, Iterator
+from itertools import accumulate
 from pathlib import Path
 
 from audit_logging.seals.merkle import (
@@ -99,7 +100,6 @@ class JournalTree:
         #: Bytes of the journal the state covers (always at a line end).
         self.offset = 0
         self._tile_ends: list[int] = []
-        self._line_ends: list[int] = []  # line ends since the last complete tile
         self._pending: list[tuple[int, bytes]] = []  # tiles not yet written
 
     @classmethod
@@ -143,17 +143,21 @@ class JournalTree:
 
         ``lines`` are without their newlines, in file order, and end at ``end_offset``.
         """
+        sums = list(accumulate(map(len, lines)))  # C loops: this is the writer's hot path
+        start = end_offset - (sums[-1] + len(lines) if lines else 0)
+        if start != self.offset:
+            raise MerkleError(
+                f"lines at byte {start} do not follow the tree's end at {self.offset}"
+            )
         state = self.state
-        pos = end_offset - sum(len(line) + 1 for line in lines)
-        if pos != self.offset:
-            raise MerkleError(f"lines at byte {pos} do not follow the tree's end at {self.offset}")
-        ends = self._line_ends
-        for line in lines:
-            pos += len(line) + 1
-            ends.append(pos)
+        first = state.size
         state.extend_lines(lines)
+        for index, h in state.tiles:
+            last = (index + 1) * TILE_LEAVES - 1 - first  # the tile's last line, in this batch
+            self._tile_ends.append(start + sums[last] + last + 1)
+            self._pending.append((index, h))
+        state.tiles.clear()
         self.offset = end_offset
-        self._collect_tiles()
 
     def catch_up(self, fd: int, stop: int) -> None:
         """Add the lines of ``fd`` from the tree's end to ``stop`` (other processes' batches)."""
@@ -169,20 +173,6 @@ class JournalTree:
                 batch = []
         if batch:
             self.append(batch, pos)
-
-    def _collect_tiles(self) -> None:
-        tiles = self.state.tiles
-        if not tiles:
-            return
-        ends = self._line_ends
-        base = len(self._tile_ends)
-        for index, _ in tiles:
-            # The line ends kept are those since tile ``base`` began.
-            self._tile_ends.append(ends[(index - base + 1) * TILE_LEAVES - 1])
-        self._pending.extend(tiles)
-        consumed = (len(self._tile_ends) - base) * TILE_LEAVES
-        del ends[:consumed]
-        tiles.clear()
 
     def flush(self) -> None:
         """Write the tile records completed since the last flush (idempotent, any order)."""
