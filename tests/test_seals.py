@@ -140,11 +140,9 @@ def test_a_host_taken_over_cannot_rewrite_an_earlier_epoch(tmp_path: Path, fss) 
     reseal_all(journal, state, now)
     report = verify_seals(journal, verification_key=vk, now=now)
     assert {p.kind for p in report.problems} == {"seal-mismatch"}
-    assert {p.line for p in report.problems} == {
-        20,
-        30,
-        40,
-    }  # the seals of epochs 1, 2, 3 no longer hold
+    # Every seal of epochs 0-3 (each also covers the first lines of the next epoch,
+    # sealed by the old key before it was erased) no longer holds.
+    assert {p.line for p in report.problems} == {13, 23, 33, 43}
     # 2. The old seals deleted: the lines of epochs 0-3 are sealed only in epoch 4, too late.
     for period, path in list_seals(journal):
         if period < 4:
@@ -336,3 +334,19 @@ def test_the_writer_hook_follows_the_file_through_other_writers_and_a_torn_line(
     assert sealer.tree.root() == root_from_leaves([leaf_hash(x) for x in want])
     sealer.seal(now=T0)
     assert verify_seals(journal, verifiers=[sealer.signer.verifier()]).ok
+
+
+def test_a_late_seal_uses_the_old_epoch_s_key_and_an_idle_writer_still_erases_keys(
+    tmp_path: Path, fss
+) -> None:
+    state, vk = fss
+    journal = tmp_path / "j.jsonl"
+    journal.touch()
+    sealer = JournalSealer(journal, forward_key=ForwardKey(state))
+    write(sealer, [line_at(T0 + 10, 0)])
+    path = sealer.seal(now=T0 + 5 * EPOCH + 1)  # the first call comes epochs later
+    assert path is not None and path.name == "0.note"  # sealed by the epoch its line was written in
+    assert ForwardKey(state).epoch == 5  # then the old secret is gone
+    assert sealer.seal(now=T0 + 9 * EPOCH) is None  # nothing new, but the key still moves on
+    assert ForwardKey(state).epoch == 9
+    assert verify_seals(journal, verification_key=vk, now=T0 + 9 * EPOCH).ok

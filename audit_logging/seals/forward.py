@@ -212,6 +212,10 @@ class ForwardKey:
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
 
+    def current_signer(self) -> tuple[int, Signer]:
+        """``(epoch, signer)`` of the key's current epoch, without moving on."""
+        return self.epoch, Signer.from_seed(self.name, _seed(self._secret))
+
     def signer(self, now: float | None = None) -> tuple[int, Signer]:
         """``(epoch, signer)`` for the epoch of ``now``, advancing (and erasing) the key first.
 

@@ -22,7 +22,12 @@ import socket
 import time
 from pathlib import Path
 
-from audit_logging.seals.checkpoint import Checkpoint, read_checkpoint, sign_checkpoint
+from audit_logging.seals.checkpoint import (
+    EPOCH_PREFIX,
+    Checkpoint,
+    read_checkpoint,
+    sign_checkpoint,
+)
 from audit_logging.seals.forward import DEFAULT_INTERVAL, ForwardKey
 from audit_logging.seals.note import NoteError, Signer, parse_note
 from audit_logging.seals.tiles import JournalTree, seals_dir
@@ -121,19 +126,30 @@ class JournalSealer:
     def seal(self, now: float | None = None) -> Path | None:
         """Write the checkpoint of the tree as it is, signed, as this period's seal.
 
-        ``None`` when nothing was written since the last seal.
+        With a forward-secure key the seal is signed by the key's current
+        epoch, and only then does the key move on to the epoch of ``now``
+        (erasing the old secret): the lines of an epoch are sealed by that
+        epoch's key, or an earlier one, never a later one, however late the
+        call. Call it at each digest interval even when nothing was written,
+        so an idle writer does not keep an old epoch's key. Returns the seal
+        written, or ``None`` when nothing was written since the last seal.
         """
+        now = time.time() if now is None else now
         self.tree.flush()
         cp = self.checkpoint()
-        if cp.size == self.sealed_size:
-            return None
-        now = time.time() if now is None else now
+        path = None if cp.size == self.sealed_size else self._write(cp, now)
+        if self.forward_key is not None:
+            fk = self.forward_key
+            fk.advance(max(fk.epoch, fk.epoch_at(now)))
+        return path
+
+    def _write(self, cp: Checkpoint, now: float) -> Path:
         signers = [self.signer] if self.signer is not None else []
         if self.forward_key is not None:
             # One note, one text (with its epoch line), signed by the epoch's
             # key and by the Ed25519 key when there is one.
-            period, fss = self.forward_key.signer(now)
-            cp = Checkpoint(cp.origin, cp.size, cp.root, (f"fss-epoch {period}",))
+            period, fss = self.forward_key.current_signer()
+            cp = Checkpoint(cp.origin, cp.size, cp.root, (f"{EPOCH_PREFIX}{period}",))
             signers.append(fss)
         else:
             period = int(now // self.interval)
