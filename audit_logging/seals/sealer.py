@@ -5,8 +5,9 @@ checkpoint per sealing period, ``<period>.note``: the forward-secure epoch,
 or for an Ed25519 key alone ``floor(Unix time / interval)``. While a period
 lasts its seal is replaced (atomically) by each newer one; once it is over
 its file is never written again. So a journal has one seal per period in
-which it grew, and the last seal of a period covers all but the last few
-seconds of it.
+which it grew. A forward-secure period's last seal is the one made at the
+first call after the period ended, still with that period's key, which is
+then erased: it covers every line written in the period.
 
 A writer calls :meth:`JournalSealer.append` with the lines of each batch it
 appended (under the journal's lock, so the tree follows the file even when
