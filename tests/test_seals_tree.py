@@ -112,3 +112,17 @@ def test_a_tiles_file_ahead_of_its_journal_is_not_trusted(tmp_path: Path) -> Non
         f.truncate(sum(len(x) + 1 for x in lines[:300]))
     tree = JournalTree.open(journal)
     assert tree.size == 300 and tree.root() == root_from_leaves([leaf_hash(x) for x in lines[:300]])
+
+
+def test_a_torn_last_tile_record_is_rebuilt_from_the_lines(tmp_path: Path) -> None:
+    journal = tmp_path / "j.jsonl"
+    lines = make_lines(0, 700)
+    write_lines(journal, lines)
+    JournalTree.open(journal)
+    tiles = tiles_path(journal)
+    data = bytearray(tiles.read_bytes())
+    data[-5] ^= 0xFF  # a crash tore the hash of the last record
+    tiles.write_bytes(bytes(data))
+    tree = JournalTree.open(journal)
+    assert tree.root() == root_from_leaves([leaf_hash(x) for x in lines])
+    assert tiles.read_bytes() != bytes(data)  # and the index was written again

@@ -90,6 +90,16 @@ def _lines(fd: int, start: int, stop: int, limit: int | None = None) -> Iterator
                 return
 
 
+def _tile_holds(fd: int, ends: list[int], hashes: list[bytes]) -> bool:
+    """Whether the last tile record is the hash of its 256 lines (a cheap check at start-up)."""
+    start = ends[-2] if len(ends) > 1 else 0
+    lines = list(_lines(fd, start, ends[-1]))
+    return (
+        len(lines) == TILE_LEAVES
+        and list_range_hash([leaf_hash(x) for x in lines])(0, TILE_LEAVES) == hashes[-1]
+    )
+
+
 class JournalTree:
     """The tree of one journal: its state as the writer appends, and proofs from its tiles."""
 
@@ -119,6 +129,8 @@ class JournalTree:
             while ends and ends[-1] > stop:  # a tiles file ahead of the journal is not trusted
                 ends.pop()
                 hashes.pop()
+            if ends and not _tile_holds(fd, ends, hashes):
+                ends, hashes = [], []  # the last record was torn by a crash: rebuild the index
             if len(ends) < kept and size is None:
                 os.truncate(tree.tiles_file, len(ends) * _RECORD.size)
             for h in hashes:
