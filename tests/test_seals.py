@@ -20,7 +20,7 @@ from audit_logging.seals.note import Signer, Verifier, open_note
 from audit_logging.seals.proofs import ProofError, check_proof, index_of_seq, prove
 from audit_logging.seals.sealer import JournalSealer, list_seals, seal_path
 from audit_logging.seals.tiles import seals_dir
-from audit_logging.seals.verify import verify_seals
+from audit_logging.seals.verify import verify_journal_seals
 
 T0 = 1_780_000_000  # the forward-secure key's start (Unix seconds)
 EPOCH = 100  # seconds per epoch in these tests
@@ -76,7 +76,7 @@ def test_forward_secure_seals_verify_each_with_its_own_epoch_key(tmp_path: Path,
         3,
     ]  # one seal per epoch, the latest kept
     write(sealer, [line_at(T0 + 4 * EPOCH + 1, 40), line_at(T0 + 4 * EPOCH + 2, 41)])
-    report = verify_seals(journal, verification_key=vk, now=T0 + 4 * EPOCH + 3)
+    report = verify_journal_seals(journal, verification_key=vk, now=T0 + 4 * EPOCH + 3)
     assert report.ok, report.problems
     assert (report.lines, report.sealed_lines, report.unsealed_lines, report.seals) == (
         42,
@@ -138,7 +138,7 @@ def test_a_host_taken_over_cannot_rewrite_an_earlier_epoch(tmp_path: Path, fss) 
     state = journal.parent / "state"
     # 1. The old seals kept, everything re-sealed with the key found on the host.
     reseal_all(journal, state, now)
-    report = verify_seals(journal, verification_key=vk, now=now)
+    report = verify_journal_seals(journal, verification_key=vk, now=now)
     assert {p.kind for p in report.problems} == {"seal-mismatch"}
     # Every seal of epochs 0-3 (each also covers the first lines of the next epoch,
     # sealed by the old key before it was erased) no longer holds.
@@ -147,7 +147,7 @@ def test_a_host_taken_over_cannot_rewrite_an_earlier_epoch(tmp_path: Path, fss) 
     for period, path in list_seals(journal):
         if period < 4:
             path.unlink()
-    report = verify_seals(journal, verification_key=vk, now=now)
+    report = verify_journal_seals(journal, verification_key=vk, now=now)
     assert [p.kind for p in report.problems] == ["seal-epoch"] and report.problems[0].line == 1
     # 3. The old seals rewritten: signed by the key the attacker has, they are not their epoch's.
     for epoch in range(4):
@@ -156,7 +156,7 @@ def test_a_host_taken_over_cannot_rewrite_an_earlier_epoch(tmp_path: Path, fss) 
         )
         _, signer = ForwardKey(state).signer(now=now)
         seal_path(journal, epoch).write_bytes(sign_checkpoint(cp, [signer]))
-    report = verify_seals(journal, verification_key=vk, now=now)
+    report = verify_journal_seals(journal, verification_key=vk, now=now)
     assert sorted(p.kind for p in report.problems) == ["seal-epoch"] + ["seal-forged"] * 4
     # 4. Claiming epochs not yet begun is refused too.
     cp = Checkpoint("audit-logging/test/j.jsonl", 50, bytes(32), ("fss-epoch 9",))
@@ -164,7 +164,7 @@ def test_a_host_taken_over_cannot_rewrite_an_earlier_epoch(tmp_path: Path, fss) 
         sign_checkpoint(cp, [Signer.from_seed("audit-logging/fss", bytes(32))])
     )
     assert "seal-epoch" in {
-        p.kind for p in verify_seals(journal, verification_key=vk, now=now).problems
+        p.kind for p in verify_journal_seals(journal, verification_key=vk, now=now).problems
     }
 
 
@@ -179,7 +179,7 @@ def test_a_verifier_that_trusted_a_later_epoch_s_key_would_be_fooled(tmp_path: P
         sign_checkpoint(cp, [later])
     )  # epoch 0's seal, signed by epoch 2
     open_note(seal_path(journal, 0).read_bytes(), [later.verifier()])  # a careless check passes
-    report = verify_seals(journal, verification_key=vk, now=T0 + 2 * EPOCH + 50)
+    report = verify_journal_seals(journal, verification_key=vk, now=T0 + 2 * EPOCH + 50)
     # The forged seal is named, and epoch 0's lines are then sealed only in epoch 1.
     assert [p.kind for p in report.problems] == ["seal-forged", "seal-epoch"]
 
@@ -196,13 +196,15 @@ def test_ed25519_seals_name_an_edit_and_a_forged_seal(tmp_path: Path) -> None:
         if i % 10 == 9:
             sealer.seal(now=T0 + i * 60)
     write(sealer, [line_at(T0 + 40, 30)])
-    report = verify_seals(journal, verifiers=verifiers)
+    report = verify_journal_seals(journal, verifiers=verifiers)
     assert report.ok and (report.seals, report.sealed_lines, report.unsealed_lines) == (3, 30, 1)
     assert report.unsealed_bytes == len(line_at(T0 + 40, 30)) + 1
     # Someone without the key edits line 5: the seals of 10, 20 and 30 lines no longer hold.
     data = journal.read_bytes().replace(b'"step":4,', b'"step":40,')
     journal.write_bytes(data)
-    assert {(p.kind, p.line) for p in verify_seals(journal, verifiers=verifiers).problems} == {
+    assert {
+        (p.kind, p.line) for p in verify_journal_seals(journal, verifiers=verifiers).problems
+    } == {
         ("seal-mismatch", 10),
         ("seal-mismatch", 20),
         ("seal-mismatch", 30),
@@ -213,7 +215,9 @@ def test_ed25519_seals_name_an_edit_and_a_forged_seal(tmp_path: Path) -> None:
     for _, path in list_seals(journal):
         path.unlink()
     impostor.seal(now=T0)
-    assert [p.kind for p in verify_seals(journal, verifiers=verifiers).problems] == ["seal-forged"]
+    assert [p.kind for p in verify_journal_seals(journal, verifiers=verifiers).problems] == [
+        "seal-forged"
+    ]
     # Cutting the last lines off is named as well.
     journal.write_bytes(b"".join(journal.read_bytes().splitlines(keepends=True)[:5]))
     impostor.seal(now=T0 + 10_000)  # even a new seal cannot hide that old ones covered more
@@ -333,7 +337,7 @@ def test_the_writer_hook_follows_the_file_through_other_writers_and_a_torn_line(
     assert journal.read_bytes().split(b"\n")[:-1] == want
     assert sealer.tree.root() == root_from_leaves([leaf_hash(x) for x in want])
     sealer.seal(now=T0)
-    assert verify_seals(journal, verifiers=[sealer.signer.verifier()]).ok
+    assert verify_journal_seals(journal, verifiers=[sealer.signer.verifier()]).ok
 
 
 def test_a_late_seal_uses_the_old_epoch_s_key_and_an_idle_writer_still_erases_keys(
@@ -349,4 +353,41 @@ def test_a_late_seal_uses_the_old_epoch_s_key_and_an_idle_writer_still_erases_ke
     assert ForwardKey(state).epoch == 5  # then the old secret is gone
     assert sealer.seal(now=T0 + 9 * EPOCH) is None  # nothing new, but the key still moves on
     assert ForwardKey(state).epoch == 9
-    assert verify_seals(journal, verification_key=vk, now=T0 + 9 * EPOCH).ok
+    assert verify_journal_seals(journal, verification_key=vk, now=T0 + 9 * EPOCH).ok
+
+
+def test_the_verify_plug_in_fills_a_report_as_the_read_package_prints_it(tmp_path: Path) -> None:
+    from dataclasses import dataclass, field
+
+    from audit_logging.seals import verify_seals as plug_in
+
+    @dataclass
+    class Report:  # the fields of the read package's VerifyReport that the plug-in fills
+        problems: list = field(default_factory=list)
+        unproven: list = field(default_factory=list)
+
+    files = keygen(tmp_path / "keys")
+    journal = tmp_path / "runs" / "j.jsonl"
+    journal.parent.mkdir()
+    journal.touch()
+    sealer = JournalSealer(journal, signer=load_signer(files.private))
+    write(sealer, [line_at(T0 + i, i) for i in range(20)])
+    kept = tmp_path / "kept.note"
+    kept.write_bytes(sealer.seal(now=T0).read_bytes())
+    write(sealer, [line_at(T0 + 20, 20)])
+    unsigned = tmp_path / "runs" / "other.jsonl"
+    unsigned.write_bytes(line_at(T0, 0) + b"\n")
+    seal_files = [p for _, p in list_seals(journal)]
+    report = Report()
+    plug_in(seal_files, [journal, unsigned], report, public_key=str(files.public), since=kept)
+    assert [str(p) for p in report.problems] == [f"{unsigned}: seal: no seal: not signed"]
+    assert [str(u) for u in report.unproven] == [
+        f"{journal}: unproven: {len(line_at(T0 + 20, 20)) + 1} byte(s), 1 line(s): after the last seal"
+    ]
+    # The journal deleted, its seals left: named.
+    journal.unlink()
+    report = Report()
+    plug_in(seal_files, [unsigned], report)
+    assert [p.as_dict()["message"] for p in report.problems] == [
+        "its seals are here but the journal is missing"
+    ]

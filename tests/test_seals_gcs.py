@@ -12,7 +12,7 @@ pytest.importorskip("google.cloud.storage")
 
 from audit_logging.seals.note import Signer
 from audit_logging.seals.sealer import JournalSealer, list_seals
-from audit_logging.seals.verify import verify_seals
+from audit_logging.seals.verify import verify_journal_seals
 from audit_logging.writers.gcs import GcsSyncHandler
 
 import gcs_server as gcs_fixtures
@@ -61,5 +61,5 @@ def test_every_seal_reaches_the_bucket_and_stays_there(
     # The bucket's copy, put back beside the journal, still proves it.
     for name, data in seals.items():
         (tmp_path / name).write_bytes(data)
-    report = verify_seals(journal, verifiers=[signer.verifier()])
+    report = verify_journal_seals(journal, verifiers=[signer.verifier()])
     assert report.ok and report.sealed_lines == 30

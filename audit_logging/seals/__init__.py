@@ -13,3 +13,14 @@ imported only when used.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["verify_seals"]
+
+
+def verify_seals(seal_files: Any, journals: Any, report: Any, **keys: Any) -> None:
+    """The read package's ``verify`` plug-in (see :func:`.verify.check_catalogue`)."""
+    from audit_logging.seals.verify import check_catalogue
+
+    check_catalogue(seal_files, journals, report, **keys)

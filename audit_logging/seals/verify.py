@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from audit_logging.seals.checkpoint import Checkpoint, read_checkpoint
 from audit_logging.seals.forward import VerificationKey
@@ -41,7 +42,9 @@ __all__ = [
     "SealChecker",
     "SealProblem",
     "SealReport",
-    "verify_seals",
+    "Unsealed",
+    "check_catalogue",
+    "verify_journal_seals",
     "verify_since",
 ]
 
@@ -53,12 +56,36 @@ _TIMESTAMP = re.compile(rb'"timestamp":\s*"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d
 
 @dataclass(frozen=True)
 class SealProblem:
-    """One thing a seal check found wrong (same fields as the read package's ``Problem``)."""
+    """One thing a seal check found wrong (fields and text of the read package's ``Problem``)."""
 
     path: str
     line: int | None
     kind: str
     message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        return f"{where}: {self.kind}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "line": self.line, "kind": self.kind, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Unsealed:
+    """Bytes after a journal's last seal (fields and text of the read package's ``Unproven``)."""
+
+    path: str
+    bytes: int
+    lines: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        lines = f", {self.lines} line(s)" if self.lines is not None else ""
+        return f"{self.path}: unproven: {self.bytes} byte(s){lines}: {self.reason}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "bytes": self.bytes, "lines": self.lines, "reason": self.reason}
 
 
 @dataclass
@@ -105,7 +132,7 @@ class SealChecker:
 
     A reader that already goes through the journal (``verify``'s chain check)
     feeds it the lines it reads (:meth:`feed`) and calls :meth:`finish`;
-    :func:`verify_seals` does the reading itself. The seals' signatures are
+    :func:`verify_journal_seals` does the reading itself. The seals' signatures are
     checked when the checker is made.
     """
 
@@ -228,7 +255,7 @@ class SealChecker:
         return report
 
 
-def verify_seals(
+def verify_journal_seals(
     journal: str | os.PathLike[str],
     *,
     verifiers: Iterable[Verifier] = (),
@@ -351,3 +378,71 @@ def verify_since(
                 f"the journal does not extend the checkpoint of {old.size} lines: {exc}",
             )
     return found
+
+
+def check_catalogue(
+    seal_files: Iterable[Any],
+    journals: Iterable[str | os.PathLike[str]],
+    report: Any,
+    *,
+    public_key: Any = None,
+    verification_key: Any = None,
+    since: Any = None,
+) -> None:
+    """The read package's ``verify`` plug-in: every journal's seals, into its report.
+
+    ``seal_files``: the catalogue's seal files (objects with ``.path``, or
+    paths); ``journals``: the journals ``verify`` read; ``report``: its
+    ``VerifyReport``, to which :class:`SealProblem` (kind ``seal``) and
+    :class:`Unsealed` entries are added (same fields and text as the read
+    package's ``Problem`` and ``Unproven``). ``public_key`` (PEM file or
+    verifier key strings) and ``verification_key`` (forward-secure) name the
+    keys that must have signed; with one given, a journal without seals is a
+    problem and the lines after its last seal are unproven. Without a key, the
+    seals' roots are still checked against the lines. ``since``: an earlier
+    signed checkpoint (a file) that the journal of its origin must extend.
+    """
+    from audit_logging.seals.keys import load_verification_key, load_verifiers
+    from audit_logging.seals.tiles import seals_dir
+
+    verifiers = load_verifiers(public_key) if public_key is not None else []
+    vk = load_verification_key(verification_key) if verification_key is not None else None
+    keyed = bool(verifiers) or vk is not None
+    paths = [Path(os.fspath(j)) for j in journals]
+    sealed = set()
+    for seal in seal_files:
+        folder = Path(os.fspath(getattr(seal, "path", seal))).parent
+        if folder.name.endswith(".jsonl.seals"):
+            sealed.add(folder.with_name(folder.name[: -len(".seals")]))
+    for journal in paths:
+        name = str(journal)
+        if journal not in sealed and not seals_dir(journal).is_dir():
+            if keyed:
+                report.problems.append(SealProblem(name, None, "seal", "no seal: not signed"))
+            continue
+        checked = verify_journal_seals(journal, verifiers=verifiers, verification_key=vk)
+        for p in checked.problems:
+            report.problems.append(SealProblem(p.path, p.line, "seal", f"{p.kind}: {p.message}"))
+        if keyed and checked.unsealed_lines:
+            report.unproven.append(
+                Unsealed(
+                    name, checked.unsealed_bytes, checked.unsealed_lines, "after the last seal"
+                )
+            )
+    for journal in sorted(sealed - set(paths)):
+        if not journal.exists():
+            message = "its seals are here but the journal is missing"
+            report.problems.append(SealProblem(str(journal), None, "seal", message))
+    if since is not None:
+        data = Path(os.fspath(since)).read_bytes()
+        origin = read_checkpoint(data).origin
+        matches = [j for j in paths if origin.endswith("/" + j.name)]
+        if not matches:
+            report.problems.append(
+                SealProblem(str(since), None, "seal", f"no journal of the checkpoint's {origin}")
+            )
+        for journal in matches:
+            for p in verify_since(journal, data, verifiers=verifiers, verification_key=vk):
+                report.problems.append(
+                    SealProblem(p.path, p.line, "seal", f"{p.kind}: {p.message}")
+                )

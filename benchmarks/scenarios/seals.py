@@ -9,7 +9,7 @@ Cases (``python -m benchmarks.scenarios.seals CASE [--quick] [--dir D] [--shared
   proof reads only two runs of 256 of them) with its tiles kept as a writer
   keeps them, one Ed25519 seal; then the wall time of ``prove()`` of a line
   (a fresh reader each time, as the command does) and of ``check_proof()``.
-* ``verify``: lines per second of ``verify_seals`` over that journal.
+* ``verify``: lines per second of ``verify_journal_seals`` over that journal.
 
 The journal is built once per benchmark run in the run's shared folder.
 """
@@ -95,7 +95,7 @@ def main() -> None:
         return
     from audit_logging.seals.keys import load_verifiers
     from audit_logging.seals.proofs import check_proof, prove
-    from audit_logging.seals.verify import verify_seals
+    from audit_logging.seals.verify import verify_journal_seals
 
     journal, vkey = _journal(args.shared or args.dir, n)
     verifiers = load_verifiers(vkey)
@@ -122,7 +122,7 @@ def main() -> None:
         )
     elif args.case == "verify":
         t0 = time.perf_counter()
-        report = verify_seals(journal, verifiers=verifiers)
+        report = verify_journal_seals(journal, verifiers=verifiers)
         elapsed = time.perf_counter() - t0
         notes = [] if report.ok else [str(p) for p in report.problems[:3]]
         harness.emit({"lines_per_s": n / elapsed, "lines": n, "wall_s": elapsed}, notes)
