@@ -391,3 +391,34 @@ def test_the_verify_plug_in_fills_a_report_as_the_read_package_prints_it(tmp_pat
     assert [p.as_dict()["message"] for p in report.problems] == [
         "its seals are here but the journal is missing"
     ]
+
+
+def test_one_note_carries_both_signatures_and_each_key_checks_its_own(tmp_path: Path, fss) -> None:
+    state, vk = fss
+    files = keygen(tmp_path / "ed")
+    journal = tmp_path / "j.jsonl"
+    journal.touch()
+    sealer = JournalSealer(
+        journal, signer=load_signer(files.private), forward_key=ForwardKey(state)
+    )
+    write(sealer, [line_at(T0 + i, i) for i in range(30)])
+    path = sealer.seal(now=T0 + 40)
+    assert path is not None and len(path.read_text().split("\n\u2014 ")) == 3  # text + 2 signatures
+    verifiers = load_verifiers(files.public)
+    for keys in (
+        {"verifiers": verifiers},
+        {"verification_key": vk},
+        {"verifiers": verifiers, "verification_key": vk},
+    ):
+        assert verify_journal_seals(journal, now=T0 + 50, **keys).ok, keys
+    bundle = prove(journal, 7)
+    assert check_proof(bundle, verifiers, verification_key=vk).signed_by == (
+        "audit-logging",
+        "audit-logging/fss",
+    )
+    # With both keys given, a note signed by one of them only is not enough.
+    only_fss = sign_checkpoint(
+        read_checkpoint(path.read_bytes()), [ForwardKey(state).current_signer()[1]]
+    )
+    with pytest.raises(ProofError, match="public key"):
+        check_proof({**bundle, "checkpoint": only_fss.decode()}, verifiers, verification_key=vk)
