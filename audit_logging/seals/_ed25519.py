@@ -1,14 +1,17 @@
 """Ed25519 from ``cryptography``, imported when first needed.
 
-``cryptography`` is the optional extra ``sign``; a missing one raises
-:class:`MissingSignExtra` (an :class:`ImportError`) naming the extra, so the
-rest of the library, and the Merkle tree, work without it.
+``cryptography`` is the optional extra ``sign``; a missing one raises the
+project's :class:`~audit_logging._optional.MissingExtraError` (an
+:class:`ImportError`) naming the extra, so the rest of the library, and the
+Merkle tree, work without it.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
+
+from audit_logging._optional import MissingExtraError, require_module
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -16,24 +19,20 @@ if TYPE_CHECKING:
         Ed25519PublicKey,
     )
 
-__all__ = ["INSTALL_HINT", "MissingSignExtra", "private_from_seed", "public_from_bytes"]
+__all__ = ["MissingSignExtra", "private_from_seed", "public_from_bytes"]
 
-INSTALL_HINT: Final = 'pip install "audit-logging[sign]"'
-
-
-class MissingSignExtra(ImportError):
-    """Signing or checking a signature needs ``cryptography``: the ``sign`` extra."""
+#: The error a missing ``sign`` extra raises (the project's one for every extra).
+MissingSignExtra = MissingExtraError
 
 
 def ed25519() -> ModuleType:
-    """The ``cryptography`` Ed25519 module, or :class:`MissingSignExtra`."""
-    try:
-        from cryptography.hazmat.primitives.asymmetric import ed25519 as module
-    except ImportError as exc:
-        raise MissingSignExtra(
-            f"Ed25519 signatures need the cryptography package: {INSTALL_HINT}"
-        ) from exc
-    return module
+    """The ``cryptography`` Ed25519 module, or :class:`MissingExtraError` naming ``sign``."""
+    return require_module(
+        "cryptography.hazmat.primitives.asymmetric.ed25519",
+        extra="sign",
+        package="cryptography",
+        feature="Ed25519 signatures of seals",
+    )
 
 
 def serialization() -> ModuleType:
