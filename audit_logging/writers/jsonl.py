@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import portalocker
 
@@ -72,6 +73,25 @@ class _Journal:
     hash: str = GENESIS  # hash of the last line in the file
     digest_at: float = 0.0  # monotonic time of our last digest of this file
     dirty: bool = False  # written since our last digest
+    sealer: Any = None  # a seals.sealer.JournalSealer when the journal is sealed
+    sealed_at: float = 0.0  # monotonic time of our last seal of this file
+
+
+def _seal_keys(
+    signing_key: str | os.PathLike[str] | None, forward_secure_key: str | os.PathLike[str] | None
+) -> tuple[Any, Any] | None:
+    """The keys sealing journals: the arguments, else ``AUDIT_LOG_SIGNING_KEY`` (a PEM file)
+    and ``AUDIT_LOG_FSS_KEY`` (a forward-secure state file); ``None`` when neither is set."""
+    signing_key = signing_key or os.environ.get("AUDIT_LOG_SIGNING_KEY") or None
+    forward_secure_key = forward_secure_key or os.environ.get("AUDIT_LOG_FSS_KEY") or None
+    if signing_key is None and forward_secure_key is None:
+        return None
+    from audit_logging.seals.forward import ForwardKey
+    from audit_logging.seals.keys import load_signer
+
+    signer = load_signer(signing_key) if signing_key is not None else None
+    forward = ForwardKey(forward_secure_key) if forward_secure_key is not None else None
+    return signer, forward
 
 
 def _unknown_event(value: object, name: str | None) -> UnknownEventError:
@@ -157,6 +177,8 @@ class JsonlHandler(AuditWriter):
         max_record_bytes: int = 1 << 20,
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
+        signing_key: str | os.PathLike[str] | None = None,
+        forward_secure_key: str | os.PathLike[str] | None = None,
     ) -> None:
         check_writer_options(
             type(self).__name__,
@@ -185,6 +207,11 @@ class JsonlHandler(AuditWriter):
         #: Digest writes that failed (each is tried again at the next batch and at close).
         self.digests_failed = 0
         self._digest_failing = False
+        #: Ed25519 and forward-secure keys sealing each journal (see :mod:`audit_logging.seals`).
+        self._seal_keys = _seal_keys(signing_key, forward_secure_key)
+        #: Seals that could not be written (each is tried again at the next interval and at close).
+        self.seals_failed = 0
+        self._seal_failing = False
 
     def path_for(self, day: str, session: str | None = None) -> str:
         """The journal file of UTC ``day`` (``YYYY-MM-DD``)."""
@@ -284,6 +311,11 @@ class JsonlHandler(AuditWriter):
             for old in list(self._journals.values()):
                 self._finish_journal(old)
             journal = _Journal(path, open_append(path, self.file_mode, self.dir_mode))
+            if self._seal_keys is not None:
+                from audit_logging.seals.sealer import JournalSealer
+
+                signer, forward_key = self._seal_keys
+                journal.sealer = JournalSealer(path, signer=signer, forward_key=forward_key)
             self._journals[path] = journal
         return journal
 
@@ -324,8 +356,31 @@ class JsonlHandler(AuditWriter):
             journal.seq, journal.hash = seq, previous
             journal.end = size + len(data)
             journal.dirty = True
+            if journal.sealer is not None:
+                # The tree follows the file's bytes (other processes' batches too).
+                journal.sealer.after_write(journal.fd, data, journal.end)
             if self.chain and time.monotonic() - journal.digest_at >= self.digest_interval:
                 self._try_digest(journal)
+            if journal.sealer is not None and (
+                time.monotonic() - journal.sealed_at >= self.digest_interval
+            ):
+                self._try_seal(journal)
+
+    def _try_seal(self, journal: _Journal) -> None:
+        """Write this interval's seal of ``journal`` (under its lock); a failure is said once."""
+        try:
+            journal.sealer.seal()
+        except Exception as exc:  # a full disk, a key file gone: the lines are written anyway
+            self.seals_failed += 1
+            if not self._seal_failing:
+                self._seal_failing = True
+                self._say(
+                    f"{type(self).__name__} could not seal {journal.path} ({exc}); "
+                    "it is sealed again at the next interval and at close"
+                )
+        else:
+            self._seal_failing = False
+        journal.sealed_at = time.monotonic()
 
     def _try_digest(self, journal: _Journal) -> None:
         """Write the digest of ``journal``; a failure is reported, and tried again next batch.
@@ -380,7 +435,19 @@ class JsonlHandler(AuditWriter):
         journal.dirty = False
 
     def _finish_journal(self, journal: _Journal) -> None:
-        """Write the final digest of ``journal`` (if we wrote to it) and close it."""
+        """Write the final digest and seal of ``journal`` (if we wrote to it) and close it."""
+        if journal.sealer is not None:  # a no-op when nothing was written since the last seal
+            try:
+                portalocker.lock(journal.fd, portalocker.LockFlags.EXCLUSIVE)
+                try:
+                    st = os.fstat(journal.fd)
+                    if st.st_nlink:
+                        journal.sealer.tree.catch_up(journal.fd, st.st_size)
+                        self._try_seal(journal)
+                finally:
+                    portalocker.unlock(journal.fd)
+            except Exception as exc:
+                self._report(_digest_record(), exc)
         if self.chain and journal.dirty:
             try:
                 portalocker.lock(journal.fd, portalocker.LockFlags.EXCLUSIVE)
