@@ -40,7 +40,7 @@ def log_records(directory: Path, n: int, **writer: object) -> Path:
     for i in range(n):
         log.info("progress", extra={"event": "TRAINING_PROGRESS", "metrics_snapshot": {"step": i}})
     handler.close()
-    (journal,) = directory.glob("*.jsonl")
+    (journal,) = directory.glob("ml-platform-*.jsonl")
     return journal
 
 

@@ -26,7 +26,7 @@ def log_records(directory: Path, n: int, **writer: object) -> Path:
     for i in range(n):
         log.info("progress", extra={"event": "TRAINING_PROGRESS", "metrics_snapshot": {"step": i}})
     handler.close()
-    (journal,) = directory.glob("*.jsonl")
+    (journal,) = directory.glob("ml-platform-*.jsonl")
     return journal
 
 
@@ -79,7 +79,7 @@ def test_two_processes_writing_one_journal_keep_one_tree(tmp_path: Path) -> None
             os._exit(0)
     log_records(tmp_path / "runs", 300, signing_key=str(keys.private))
     os.waitpid(pid, 0)
-    (journal,) = (tmp_path / "runs").glob("*.jsonl")
+    (journal,) = (tmp_path / "runs").glob("ml-platform-*.jsonl")
     report = verify_journal_seals(journal, verifiers=load_verifiers(keys.public))
     assert report.ok, report.problems
     assert report.lines == 600 and report.sealed_lines == 600

@@ -19,8 +19,14 @@ from typing import Any
 __all__ = ["verify_seals"]
 
 
-def verify_seals(seal_files: Any, journals: Any, report: Any, **keys: Any) -> None:
-    """The read package's ``verify`` plug-in (see :func:`.verify.check_catalogue`)."""
-    from audit_logging.seals.verify import check_catalogue
+def __getattr__(name: str) -> Any:
+    """``verify_seals``: the read package's ``verify`` plug-in (:func:`.verify.check_catalogue`).
 
-    check_catalogue(seal_files, journals, report, **keys)
+    Resolved on first use (PEP 562), so importing a submodule of the package
+    never imports the others.
+    """
+    if name == "verify_seals":
+        from audit_logging.seals.verify import check_catalogue
+
+        return check_catalogue
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
