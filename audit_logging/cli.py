@@ -533,6 +533,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         _warn(str(exc))
         return 2
+    except ImportError as exc:  # an optional extra the command needs (e.g. a key given, no `sign`)
+        _warn(str(exc))
+        return 2
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -102,3 +102,30 @@ except ImportError as exc:
         "type": "ModuleNotFoundError",
         "name": "a_dependency_that_is_not_there",
     }
+
+
+def test_verify_with_a_key_but_without_the_sign_extra_says_what_to_install(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("cryptography")
+    from audit_logging.seals.keys import keygen
+
+    public = keygen(tmp_path / "keys").public
+    code = f"""
+import contextlib, io, json, logging
+from audit_logging import JsonlHandler
+from audit_logging.cli import main
+journal = JsonlHandler(directory={str(tmp_path / "logs")!r})
+record = logging.LogRecord("t", logging.INFO, "train.py", 0, "started", None, None)
+record.event = "TRAINING_STARTED"
+journal.handle(record)
+journal.close()
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    status = main(["verify", {str(tmp_path)!r}, "--public-key", {str(public)!r}])
+print(json.dumps({{"status": status, "stderr": err.getvalue()}}))
+"""
+    answer = run_without("cryptography", code, tmp_path)
+    assert answer["status"] == 2
+    assert 'pip install "audit-logging[sign]"' in str(answer["stderr"])
+    assert "Traceback" not in str(answer["stderr"])
