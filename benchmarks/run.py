@@ -80,6 +80,11 @@ SQL = [
     ("sql_duckdb", "audit-logging sql: grouped count, 1M lines in 20 runs (50k in --quick)"),
     ("sql_jq", "jq reduce: the same grouped count"),
 ]
+SEALS = [
+    ("tree", "seals: RFC 6962 tree kept per line, beside the chain's hash"),
+    ("prove", "seals: prove one line of a 10M-line journal (200k in --quick), check_proof"),
+    ("verify", "seals: verify the seals of that journal"),
+]
 THREADS = [
     (f"{impl}_{fmt}_{n}", f"{who}, {label}, {n} thread{'s' if n > 1 else ''}")
     for impl, who in (("audit", "AuditLogger"), ("weightslab", "WeightsLab's design"))
@@ -99,13 +104,20 @@ FAMILIES: dict[str, list[tuple[str, str]]] = {
     "verify": VERIFY,
     "sql": SQL,
     "threads": THREADS,
+    "seals": SEALS,
     "memory": MEMORY,
+}
+#: Suites that build their own large inputs and run their commands as a user
+#: does (one process per command, beside jq): run once, after the families,
+#: printing their own tables and targets. name -> (module, heading)
+SUITES: dict[str, tuple[str, str]] = {
+    "read": ("benchmarks.read_model", "Reading: verify, summary, query --limit 10 beside jq"),
 }
 QUICK_SKIP = {("growth", "array_100k")} | {
     ("threads", case) for case, _ in THREADS if case.endswith(("_2", "_4"))
 }
 ENV = {("caller", "audit_jsonl_stdlib_json"): {"BENCH_NO_ORJSON": "1"}}
-TIMEOUT = {"memory": 900.0, "sql": 600.0}
+TIMEOUT = {"memory": 900.0, "sql": 600.0, "seals": 600.0}
 #: Scratch bytes a family's child writes, for those that may need a RAM-backed folder.
 SCRATCH_BYTES = {"memory": 10_000_000 * 500}
 
@@ -397,6 +409,17 @@ def report(results: dict[tuple[str, str], Result]) -> tuple[str, list[dict[str, 
             [(f"{fw}_overhead_pct", 1, 3, f"% {fw}") for fw in FRAMEWORKS],
         ),
         ("sql", SQL, [("wall_s", 1, 2, "s"), ("lines_per_s", 1e-3, 0, "k lines/s")]),
+        (
+            "seals",
+            SEALS,
+            [
+                ("tree_us_per_line", 1, 2, "us/line tree"),
+                ("chain_us_per_line", 1, 2, "us/line chain"),
+                ("prove_ms_max", 1, 0, "ms prove (max)"),
+                ("check_ms_median", 1, 2, "ms check_proof"),
+                ("lines_per_s", 1e-3, 0, "k lines/s"),
+            ],
+        ),
     ):
         for case, label in cases:
             r = results[(fam, case)]
@@ -588,6 +611,24 @@ def evaluate(results: dict[tuple[str, str], Result]) -> list[dict[str, Any]]:
             f"{r:.2f}x jq's time ({duck:.2f} s vs {jq:.2f} s)" if r else "",
         )
     )
+    prove_ms = med("seals", "prove", "prove_ms_max")
+    out.append(
+        check(
+            "seals: a proof of one line of a 10M-line journal in < 1 s",
+            prove_ms,
+            prove_ms is not None and prove_ms < 1000,
+            f"{prove_ms:.0f} ms" if prove_ms is not None else "",
+        )
+    )
+    check_ms = med("seals", "prove", "check_ms_median")
+    out.append(
+        check(
+            "seals: check_proof < 10 ms",
+            check_ms,
+            check_ms is not None and check_ms < 10,
+            f"{check_ms:.2f} ms" if check_ms is not None else "",
+        )
+    )
     rss = med("memory", "rss", "peak_rss_mb")
     out.append(
         check(
@@ -628,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=sorted(FAMILIES),
+        choices=sorted([*FAMILIES, *SUITES]),
         default=None,
         help="run only this scenario family (repeatable)",
     )
@@ -693,6 +734,7 @@ def main(argv: list[str] | None = None) -> int:
     header += "seconds per family: " + ", ".join(f"{f} {t:.0f}" for f, t in spent.items()) + "\n"
     print(header)
     print(text)
+    suite_failures = run_suites([name for name in SUITES if name in families], args.quick)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"bench-{now:%Y%m%dT%H%M%SZ}{'-quick' if args.quick else ''}.json"
@@ -727,7 +769,23 @@ def main(argv: list[str] | None = None) -> int:
     errors = [r for r in results.values() if r.error]
     for r in errors:
         print(f"ERROR in {r.family}/{r.case}: {r.error}", file=sys.stderr)
-    return 1 if errors else 0
+    for name in suite_failures:
+        print(f"ERROR in suite {name}", file=sys.stderr)
+    return 1 if errors or suite_failures else 0
+
+
+def run_suites(names: list[str], quick: bool) -> list[str]:
+    """Run each suite of ``names`` in its own process, its output printed as it comes."""
+    failed = []
+    for name in names:
+        module, heading = SUITES[name]
+        print(f"\n### {heading} (python -m {module}{' --quick' if quick else ''})\n", flush=True)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        cmd = [sys.executable, "-m", module, *(["--quick"] if quick else [])]
+        if subprocess.run(cmd, cwd=ROOT, env=env, check=False).returncode != 0:
+            failed.append(name)
+    return failed
 
 
 if __name__ == "__main__":
