@@ -514,9 +514,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-logs", help="folder for the logs (default: demo-logs)")
     p.set_defaults(func=_cmd_demo)
 
-    # `sql`, and `report`/`compare` and `keygen`/`prove`/`check-proof` when those parts
+    # `sql`, `pull`, and `report`/`compare` and `keygen`/`prove`/`check-proof` when those parts
     # are present: each part adds its own subcommands.
-    for home in ("audit_logging.sql", "audit_logging.report.cli", "audit_logging.seals.cli"):
+    homes = ("audit_logging.sql", "audit_logging.pull", "audit_logging.report.cli")
+    for home in (*homes, "audit_logging.seals.cli"):
         try:
             module = importlib.import_module(home)
         except ImportError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from audit_logging import AuditQueueHandler, JsonlHandler
+from audit_logging import AuditQueueHandler, JsonlHandler, bucket_layout
 from audit_logging.cli import main
 from audit_logging.writers.gcs import GcsSyncHandler
 
@@ -99,27 +100,45 @@ def test_verify_chooses_the_bucket_s_files_as_it_chooses_a_folder_s(
     assert capsys.readouterr().err == local == "1 file(s), 1 line(s): intact\n"
 
 
+def _pieces_of(bucket: Any, source: str) -> list[Any]:
+    blobs = bucket.client.list_blobs(bucket.name, prefix="gpu-7/run-1/")
+    return [b for b in blobs if (b.metadata or {}).get(bucket_layout.SOURCE_KEY) == source]
+
+
 def test_verify_against_the_bucket_names_what_differs_on_either_side(
     mirrored: str, gcs_bucket: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     local = tmp_path / "logs"
     prefix = f"{mirrored}/run-1"
     # The manifest is hidden but mirrored: deleting local files cannot hide them.
-    assert gcs_bucket.blob("gpu-7/run-1/.audit-manifest.jsonl").exists()
+    assert _pieces_of(gcs_bucket, ".audit-manifest.jsonl")
     assert main(["verify", str(local), "--against", prefix]) == 0
     assert capsys.readouterr().out == ""
     [journal] = sorted(local.glob("ml-platform-*.jsonl"))
-    blob = gcs_bucket.blob(f"gpu-7/run-1/{journal.name}")
     original = journal.read_bytes()
-    blob.upload_from_string(original.replace(b'"step":3}', b'"step":4}'))
+    # A newer epoch of the journal, with consistent metadata: the bucket's copy differs.
+    forged = original.replace(b'"step":3}', b'"step":4}')
+    [piece] = _pieces_of(gcs_bucket, journal.name)
+    meta = dict(piece.metadata)
+    meta.update({
+        bucket_layout.EPOCH_KEY: "9",
+        bucket_layout.LENGTH_KEY: str(len(forged)),
+        bucket_layout.SHA256_KEY: hashlib.sha256(forged).hexdigest(),
+    })  # fmt: skip
+    newer = gcs_bucket.blob("gpu-7/run-1/journal/dt=2026-01-01/forged-000000.jsonl")
+    newer.metadata = meta
+    newer.upload_from_string(forged)
     assert main(["verify", str(local), "--against", prefix]) == 1
     assert capsys.readouterr().out.strip() == (
         f"{journal}: differs: differs from {prefix}/{journal.name}"
     )
-    blob.delete()
-    assert main(["verify", str(local), "--against", prefix]) == 1
-    assert capsys.readouterr().out.strip() == f"{journal}: missing: not in the bucket"
-    blob.upload_from_string(original)
+    newer.delete()
+    # An altered piece is named, and nothing is read from the prefix.
+    piece.upload_from_string(forged)
+    assert main(["verify", str(local), "--against", prefix]) == 2
+    assert f"altered piece gs://{gcs_bucket.name}/{piece.name}" in capsys.readouterr().err
+    piece.metadata = meta
+    piece.upload_from_string(forged)  # (the emulator lets a test put the bytes back)
     journal.unlink()
     assert main(["verify", str(local), "--against", prefix]) == 1
     out = capsys.readouterr().out

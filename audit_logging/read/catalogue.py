@@ -173,15 +173,26 @@ def catalogue(paths: Iterable[str | os.PathLike[str]], *, cache: Path | None = N
 
 
 def _remote(url: str, cache: Path | None) -> list[LogFile]:
-    from audit_logging.read.gcs import spool
+    """The files mirrored under ``url``, put back together in ``cache`` (:mod:`audit_logging.pull`).
+
+    A bucket of the older layout (one object per file) is copied as it is.
+    """
+    from audit_logging.pull import PiecesError, parse_gcs_url, pull
 
     if cache is None:
         cache = Path(os.environ.get("AUDIT_LOG_CACHE") or _temp_dir())
+    bucket, prefix = parse_gcs_url(url)
+    target = cache / bucket / prefix
+    report = pull(url, target)
+    if report.problems:
+        raise PiecesError(report.problems)
+    base = url.rstrip("/")
     found = []
-    for obj, local in spool(url, cache):
+    for local in _walk(target):
         kind = kind_of(local)
-        if kind is not None:
-            found.append(LogFile(local, kind, _session_of(local, kind), obj.url))
+        if kind is not None and local.is_file():
+            rel = local.relative_to(target).as_posix()
+            found.append(LogFile(local, kind, _session_of(local, kind), f"{base}/{rel}"))
     return found
 
 

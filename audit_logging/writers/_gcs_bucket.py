@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from audit_logging import schema
+from audit_logging import bucket_layout, schema
 from audit_logging._optional import require
 
 INSTALL_HINT: Final = 'pip install "audit-logging[gcs]"'
 #: Metadata key of the random token each write of ours carries.
 TOKEN_KEY: Final = "audit-logging-sync"
-#: Marks the temporary object holding a tail until it is composed onto its object.
-TMP_MARK: Final = ".gcs-sync-tmp."
+#: Marked the temporary tail objects of the older compose mirror (skipped by readers).
+TMP_MARK: Final = bucket_layout.OLD_TMP_MARK
 
 
 def require_gcs() -> None:
@@ -89,9 +89,9 @@ RECOMMENDATIONS: Final = {
         "Local files are kept and will be sent once credentials are found."
     ),
     "gcs_auth_failed": (
-        "Check that the bucket exists and that these credentials may create and compose "
-        "objects in it (roles/storage.objectCreator is not enough: compose and the "
-        "preconditions need storage.objects.get; delete of temporary objects needs "
-        "storage.objects.delete). Local files are kept and will be sent when reachable."
+        "Check that the bucket exists and that these credentials may create, get and "
+        "list objects in it (roles/storage.objectCreator plus roles/storage.objectViewer); "
+        "the mirror never replaces or deletes an object. Local files are kept and will "
+        "be sent when reachable."
     ),
 }

@@ -1,25 +1,28 @@
-"""The writes of the GCS mirror: whole uploads, appended tails, and the pending-write record.
+"""The writes of the GCS mirror: new pieces only, and the pending-write record.
+
+Every sync creates new objects only (``if_generation_match=0``): an object is
+never replaced, composed over or deleted, so the mirror works on a bucket
+with a locked retention policy, and needs only permission to create and read
+objects. What a piece is and how it is named: :mod:`audit_logging.bucket_layout`.
 
 Every write carries a random token in the object's metadata and is recorded
 as pending in the state file before it is sent: a write whose answer was
-lost (a timeout, a crash) is recognised as ours on the next attempt, instead
-of being taken for a conflict. Every write names the generation it replaces
-(``if_generation_match``; 0 = create only), so an object someone else wrote
-is never overwritten: that is a :class:`~audit_logging.writers._gcs_bucket.Conflict`.
+lost (a timeout, a crash) is recognised as ours on the next attempt; a name
+taken by another writer is left alone and the bytes go under the next number.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import uuid
 from typing import Any
 
-from audit_logging import schema
+from audit_logging import bucket_layout, schema
+from audit_logging._files import chunks
 from audit_logging.writers._gcs_bucket import (
-    TMP_MARK,
     TOKEN_KEY,
-    Conflict,
     Outage,
     bounded_retry,
     classify,
@@ -67,10 +70,22 @@ class Uploads:
             raise Outage(schema.WarningType.GCS_AUTH_FAILED.value, "deadline reached")
         return {"timeout": min(self.timeout, left), "retry": bounded_retry(left)}
 
-    def _object_name(self, rel: str, entry: dict[str, Any] | None) -> str:
-        if entry is not None and entry.get("object"):
-            return str(entry["object"])
-        return f"{self.prefix}/{rel}" if self.prefix else rel
+    def _piece_name(
+        self, state: dict[str, Any], rel: str, entry: dict[str, Any], format: str = ""
+    ) -> str:
+        # A file keeps the prefix it was first mirrored to: a new run (a new default
+        # prefix) goes on with its predecessor's pieces instead of sending it whole again.
+        entry.setdefault("prefix", self.prefix)
+        n = int(state.get("next_piece") or 0)
+        state["next_piece"] = n + 1
+        return bucket_layout.piece_name(str(entry["prefix"]), rel, n, format=format)
+
+    def _origin(self, state: dict[str, Any]) -> str:
+        # The folder keeps the name of the run that first mirrored it: a reader
+        # tells the folders under one prefix apart by it.
+        if not state.get("origin"):
+            state["origin"] = bucket_layout.origin()
+        return str(state["origin"])
 
     def _upload_whole(
         self,
@@ -83,52 +98,10 @@ class Uploads:
         size: int,
         deadline: float | None,
     ) -> None:
-        generation = int(entry.get("generation") or 0) if entry else 0
+        """Send the whole file as the first piece of a new epoch."""
         new = dict(entry or {})
-        name, token = self._mark_pending(state, rel, new, fd, st, size, op="whole")
-        blob = bucket.blob(name)
-        blob.metadata = {TOKEN_KEY: token}
-        try:
-            self._upload(blob, fd, 0, size, rel, generation, deadline)
-        except Exception as exc:
-            if classify(exc) == "conflict":
-                self._resolve_pending(bucket, state, rel, new, deadline, raise_conflict=True)
-                return
-            raise
-        self._commit(state, rel, new, blob.generation)
-
-    def _mark_pending(
-        self,
-        state: dict[str, Any],
-        rel: str,
-        entry: dict[str, Any],
-        fd: int,
-        st: os.stat_result,
-        size: int,
-        op: str,
-        token: str | None = None,
-        **extra: Any,
-    ) -> tuple[str, str]:
-        """Record in the state file, before sending, the write about to be made.
-
-        A write whose answer is lost (a timeout, a crash) is then recognised as
-        ours by its token on the next attempt. Returns ``(object name, token)``.
-        """
-        name = self._object_name(rel, entry)
-        token = token or uuid.uuid4().hex
-        entry["object"] = name
-        entry["pending"] = {
-            "token": token,
-            "size": size,
-            "inode": st.st_ino,
-            "mtime_ns": st.st_mtime_ns,
-            "fingerprint": fingerprint(fd, size),
-            "op": op,
-            **extra,
-        }
-        state["files"][rel] = entry
-        self._save_state(state)
-        return name, token
+        epoch = int(new.get("epoch") or 0) + 1
+        self._put_piece(bucket, state, rel, new, fd, st, 0, size, epoch, deadline)
 
     def _append(
         self,
@@ -141,41 +114,83 @@ class Uploads:
         size: int,
         deadline: float | None,
     ) -> None:
-        generation = int(entry["generation"])
-        token = uuid.uuid4().hex
-        name = self._object_name(rel, entry)
-        tmp = bucket.blob(f"{name}{TMP_MARK}{token}")
-        self._mark_pending(state, rel, entry, fd, st, size, op="append", token=token, tmp=tmp.name)
-        self._upload(tmp, fd, entry["size"], size - entry["size"], rel, 0, deadline)
-        dest = bucket.blob(name)
-        dest.metadata = {TOKEN_KEY: token}
-        dest.content_type = content_type(rel)
-        sources = [bucket.blob(name, generation=generation), tmp]
-        try:
-            dest.compose(sources, if_generation_match=generation, **self._call_args(deadline))
-        except Exception as exc:
-            kind = classify(exc)
-            from google.api_core import exceptions as api
+        """Send the bytes after those already mirrored as the next piece of the epoch."""
+        epoch = int(entry["epoch"])
+        self._put_piece(
+            bucket, state, rel, entry, fd, st, int(entry["size"]), size, epoch, deadline
+        )
 
-            if kind == "conflict":
-                self._resolve_pending(bucket, state, rel, entry, deadline, raise_conflict=True)
-                return
-            if isinstance(exc, api.NotFound) and self._bucket_exists(bucket, deadline):
-                # Our object was deleted remotely: send the whole file again, create-only.
-                state["files"].pop(rel, None)
-                self._remember_garbage(state, tmp.name)
-                self._save_state(state)
-                return
+    def _put_piece(
+        self,
+        bucket: Any,
+        state: dict[str, Any],
+        rel: str,
+        entry: dict[str, Any],
+        fd: int,
+        st: os.stat_result,
+        offset: int,
+        size: int,
+        epoch: int,
+        deadline: float | None,
+        format: str = "",
+    ) -> bool:
+        """Create one new object holding bytes ``[offset, size)`` of ``fd`` (never replaces one).
+
+        ``format`` is the pieces' (see :mod:`audit_logging.bucket_layout`). True when created.
+        """
+        digest = hashlib.sha256()
+        for chunk in chunks(fd, offset, size):
+            digest.update(chunk)
+        piece = bucket_layout.Piece(
+            rel, self._origin(state), epoch, offset, size - offset, digest.hexdigest(), format
+        )
+        name = self._piece_name(state, rel, entry, format)
+        token = self._mark_pending(state, rel, entry, fd, st, size, object=name, epoch=epoch)
+        blob = bucket.blob(name)
+        blob.metadata = {TOKEN_KEY: token, **piece.metadata()}
+        try:
+            self._upload(blob, fd, offset, size - offset, rel, 0, deadline)
+        except Exception as exc:
+            if classify(exc) == "conflict":
+                # The name is taken: ours (a lost answer) is adopted; another writer's is
+                # left alone, and the next sync sends these bytes under the next number.
+                self._resolve_pending(bucket, state, rel, entry, deadline)
+                return False
             raise
-        self._remember_garbage(state, tmp.name)
-        # GCS enforces the preconditions above; some emulators do not, so check the result.
-        if dest.size is not None and int(dest.size) != size:
-            raise Conflict(
-                f"gs://{self.bucket_name}/{name} has {dest.size} bytes after appending, "
-                f"{size} expected: it was changed by someone else"
-            )
-        self._commit(state, rel, entry, dest.generation)
-        self._collect_garbage(bucket, state, deadline)
+        self._commit(state, rel, entry, blob.generation)
+        return True
+
+    def _mark_pending(
+        self,
+        state: dict[str, Any],
+        rel: str,
+        entry: dict[str, Any],
+        fd: int,
+        st: os.stat_result,
+        size: int,
+        *,
+        object: str,
+        epoch: int,
+    ) -> str:
+        """Record in the state file, before sending, the piece about to be created.
+
+        A write whose answer is lost (a timeout, a crash) is then recognised as
+        ours by its token on the next attempt. Returns the token.
+        """
+        token = uuid.uuid4().hex
+        entry["pending"] = {
+            "op": "piece",
+            "object": object,
+            "epoch": epoch,
+            "token": token,
+            "size": size,
+            "inode": st.st_ino,
+            "mtime_ns": st.st_mtime_ns,
+            "fingerprint": fingerprint(fd, size),
+        }
+        state["files"][rel] = entry
+        self._save_state(state)
+        return token
 
     def _upload(
         self,
@@ -208,7 +223,9 @@ class Uploads:
     ) -> None:
         pending = entry.pop("pending")
         entry.update(
+            object=pending["object"],
             generation=int(generation),
+            epoch=int(pending["epoch"]),
             size=pending["size"],
             inode=pending["inode"],
             mtime_ns=pending["mtime_ns"],
@@ -224,58 +241,36 @@ class Uploads:
         rel: str,
         entry: dict[str, Any],
         deadline: float | None,
-        raise_conflict: bool = False,
-    ) -> dict[str, Any]:
-        """Was the pending write sent after all (a lost answer, a crash)? Adopt it or drop it."""
+    ) -> dict[str, Any] | None:
+        """Was the pending piece created after all (a lost answer, a crash)? Adopt it or drop it.
+
+        Returns the file's entry, or None when nothing of it is known to be mirrored.
+        """
         pending = entry["pending"]
-        if pending.get("tmp"):
-            self._remember_garbage(state, pending["tmp"])
-        blob = bucket.get_blob(entry["object"], **self._call_args(deadline))
-        if blob is not None and (blob.metadata or {}).get(TOKEN_KEY) == pending["token"]:
-            self._commit(state, rel, entry, blob.generation)
-            return entry
-        generation = entry.get("generation") or 0
-        if raise_conflict:
-            found = "exists" if blob is not None else "is missing"
-            raise Conflict(
-                f"gs://{self.bucket_name}/{entry['object']} {found} but is not the version "
-                f"this mirror wrote (expected generation {generation}); not overwritten"
-            )
+        if pending.get("op") == "piece" and pending.get("object"):
+            blob = bucket.get_blob(pending["object"], **self._call_args(deadline))
+            if blob is not None and (blob.metadata or {}).get(TOKEN_KEY) == pending["token"]:
+                self._commit(state, rel, entry, blob.generation)
+                return entry
         entry.pop("pending")
-        if not entry.get("generation"):
-            # Never written: keep only the object name, so the file still goes where this
-            # mirror meant to put it (the prefix of the run that first saw it).
-            stub: dict[str, Any] = {"object": entry["object"]}
-            state["files"][rel] = stub
+        if not entry.get("epoch"):
+            # Nothing of this file is mirrored as pieces yet (or only by the old
+            # compose layout): the next sync sends it whole as a new epoch.
+            stub = {"prefix": entry["prefix"]} if entry.get("prefix") else None
+            state["files"].pop(rel, None)
+            if stub is not None:
+                state["files"][rel] = stub
             self._save_state(state)
             return stub
         self._save_state(state)
         return entry
 
-    def _bucket_exists(self, bucket: Any, deadline: float | None) -> bool:
-        return bool(bucket.exists(**self._call_args(deadline)))
-
-    # ------------------------------------------------------------------ temporary objects
+    # ------------------------------------------------------------------ old temporary objects
 
     @staticmethod
-    def _remember_garbage(state: dict[str, Any], name: str) -> None:
-        if name not in state["garbage"]:
-            state["garbage"].append(name)
-
-    def _collect_garbage(self, bucket: Any, state: dict[str, Any], deadline: float | None) -> None:
-        """Delete the temporary tail objects of earlier appends (kept in the state until gone)."""
-        from google.api_core import exceptions as api
-
-        for name in list(state["garbage"]):
-            try:
-                bucket.blob(name).delete(**self._call_args(deadline))
-            except api.NotFound:
-                pass
-            except api.Forbidden:
-                # A retention policy (Bucket Lock) keeps them: nothing more we may do.
-                pass
-            state["garbage"].remove(name)
-            self._save_state(state)
+    def _collect_garbage(bucket: Any, state: dict[str, Any], deadline: float | None) -> None:
+        """Forget the temporary objects an older (compose) mirror listed: never deleted now."""
+        state.pop("garbage", None)
 
     # ------------------------------------------------------------------ state file
 
