@@ -1,31 +1,33 @@
 """GcsSyncHandler: mirror a log directory to a Google Cloud Storage bucket.
 
 Local files stay the source of truth (they survive a network outage); the
-bucket is their mirror: every regular file under ``directory`` is copied to
-``gs://{bucket}/{prefix}/{relative path}``, ``prefix`` defaulting to
-``{host}/{session_id}`` so that machines never write each other's objects.
+bucket is their mirror, append-only: every sync creates new objects only
+(``if_generation_match=0``), *pieces* of the files under ``directory``, in
+the layout of :mod:`audit_logging.bucket_layout` under
+``gs://{bucket}/{prefix}/`` (``prefix`` defaulting to ``{host}/{session_id}``;
+piece names carry host, rank and session, so a shared prefix is safe too).
+No object is ever replaced, composed over or deleted, so a bucket with a
+locked retention policy works; :mod:`audit_logging.pull` puts the files back
+together.
 The handler writes no records itself (:meth:`GcsSyncHandler.emit` does
 nothing): it is listed last among an :class:`~audit_logging.AuditQueueHandler`'s
 targets, which closes it after the writers, so the final sync sees their
 final bytes. A sync thread runs every ``interval`` seconds when a file's
 size, mtime or inode differs from what was last synced, and once more at
 :meth:`~GcsSyncHandler.close`; :meth:`~GcsSyncHandler.sync_now` runs one now.
-How a pass sends only the new bytes, and never overwrites an object it did
-not write, is told in :mod:`audit_logging.writers._gcs_sync`.
-
-Objects are never silently overwritten: a precondition failure (HTTP 412) is
-a conflict, reported once as a warning on the library logger ``audit_logging``
-and not forced; the file is then left alone (its state entry says why).
+How a pass sends only the new bytes is told in
+:mod:`audit_logging.writers._gcs_sync`. A piece name another writer already
+took (HTTP 412) is left alone: the bytes go under the next number.
 
 The network never blocks for long: every call has an explicit ``timeout`` and
 a bounded retry (``DEFAULT_RETRY.with_timeout(retry_timeout)``:
 google-cloud-storage 3.x otherwise retries for minutes); :meth:`close` gives
 up after ``close_timeout`` seconds. What is unsent stays described in
-``.gcs-sync-state.json`` in ``directory`` (per file: object name, synced
-size, generation, inode), so the next run resumes where this one stopped. A
-file keeps the object name it was first mirrored to: a new run (with a new
-session id) appends to its predecessor's objects instead of copying whole
-files again. Several processes that mirror the same directory share that
+``.gcs-sync-state.json`` in ``directory`` (per file: its prefix, epoch,
+synced size, last piece, inode), so the next run resumes where this one
+stopped. A file keeps the prefix it was first mirrored to: a new run (with a
+new session id) goes on with its predecessor's pieces instead of sending
+whole files again. Several processes that mirror the same directory share that
 state under a ``portalocker`` lock (``.gcs-sync.lock``) and never upload the
 same bytes twice.
 
