@@ -110,6 +110,7 @@ def test_every_sync_only_adds_objects_and_pull_gives_the_files_back(
     tmp_path: Path,
     logger: logging.Logger,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     d = tmp_path / "logs"
     seen = _run(gcs_server, gcs_bucket, d, logger)
@@ -150,6 +151,12 @@ def test_every_sync_only_adds_objects_and_pull_gives_the_files_back(
         for b in gcs_server.client().list_blobs(gcs_bucket.name, prefix=f"{PREFIX}/warnings/")
     ]
     assert len(warnings) == 3 and all(w.count(b"\n") == 1 for w in warnings)
+    # The folder and its mirror agree, the array compared by its entries.
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
+    monkeypatch.setenv("AUDIT_LOG_CACHE", str(tmp_path / "cache"))
+    assert main(["verify", str(d), "--against", f"gs://{gcs_bucket.name}/{PREFIX}"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and "unproven" not in err, err
     assert main(["verify", str(pulled)]) == 0
     # Three journals (45 lines) and the array (9 entries), as for the original folder.
     assert "4 file(s), 54 line(s): intact" in capsys.readouterr().err

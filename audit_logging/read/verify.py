@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from audit_logging.bucket_layout import array_to_lines
 from audit_logging.chain import Hasher, hasher_from_env, predecessor
 from audit_logging.formats import journal_key
 from audit_logging.read.catalogue import Catalogue, LogFile, catalogue
@@ -212,10 +213,18 @@ def _relative(cat: Catalogue) -> dict[str, LogFile]:
 _APPEND_ONLY = ("journal", "csv", "manifest", "rejects")
 
 
+def _same_entries(mine: bytes, theirs: bytes) -> bool:
+    """Whether two ``audit_log.json`` hold the same entries, byte for byte, in the same order."""
+    lines = array_to_lines(mine)
+    return lines is not None and lines == array_to_lines(theirs)
+
+
 def _compare(a: LogFile, b: LogFile, report: VerifyReport) -> None:
     mine, theirs = a.path.read_bytes(), b.path.read_bytes()
     if mine == theirs:
         return
+    if a.kind == "array" and _same_entries(mine, theirs):
+        return  # the mirror sends the entries, not the writer's reserve of spaces
     if a.kind in _APPEND_ONLY and mine.startswith(theirs):
         report.unproven.append(
             Unproven(a.name, len(mine) - len(theirs), None, "not yet in the bucket")
