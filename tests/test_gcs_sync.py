@@ -458,3 +458,30 @@ def test_emit_writes_nothing_and_own_warnings_cannot_loop(
         lib.removeHandler(h)
         h.close()
     assert remote_files(gcs_server, gcs_bucket) == local_files(tmp_path)
+
+
+def test_the_state_of_an_older_compose_mirror_is_taken_over(
+    gcs_server: GcsServer, gcs_bucket: Any, tmp_path: Path
+) -> None:
+    # What the older mirror left: one whole object per file, a file in conflict.
+    journal, array = tmp_path / "j.jsonl", tmp_path / "audit_log.json"
+    append(journal, jsonl_line(1))
+    rewrite(array, b"[1]")
+    old = gcs_bucket.blob(f"{PREFIX}/j.jsonl")
+    old.upload_from_string(jsonl_line(1))
+    st = journal.stat()
+    files = {
+        "j.jsonl": {"object": old.name, "generation": 1, "size": st.st_size,
+                    "inode": st.st_ino, "mtime_ns": st.st_mtime_ns, "fingerprint": "x"},
+        "audit_log.json": {"object": f"{PREFIX}/audit_log.json", "conflict": "not ours"},
+    }  # fmt: skip
+    state = {"version": 1, "buckets": {gcs_bucket.name: {"files": files, "garbage": ["gone"]}}}
+    (tmp_path / STATE_FILE).write_text(json.dumps(state))
+    h = make(gcs_server, gcs_bucket, tmp_path)
+    assert h.sync_now()  # the journal is unchanged: its old object stands for it
+    append(journal, jsonl_line(2))
+    h.close()
+    assert remote_files(gcs_server, gcs_bucket) == local_files(tmp_path)
+    assert old.download_as_bytes() == jsonl_line(1)  # left as it was
+    saved = json.loads((tmp_path / STATE_FILE).read_text())["buckets"][gcs_bucket.name]
+    assert "garbage" not in saved and not saved["files"]["audit_log.json"].get("conflict")

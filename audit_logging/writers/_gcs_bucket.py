@@ -51,10 +51,6 @@ class Outage(Exception):
         self.error = error
 
 
-class Conflict(Exception):
-    """An object is not the one we last wrote: reported, never forced."""
-
-
 def classify(exc: BaseException) -> str | None:
     """The warning type of an outage for ``exc``, ``"conflict"``, or None (not a GCS error)."""
     from google.api_core import exceptions as api

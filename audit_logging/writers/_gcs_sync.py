@@ -34,7 +34,6 @@ import portalocker
 from audit_logging import bucket_layout
 from audit_logging._files import chunks, held_shared, write_all
 from audit_logging.array_file import lock_path_for
-from audit_logging.writers._gcs_bucket import Conflict
 from audit_logging.writers._gcs_files import (
     LOCK_FILE,
     complete_length,
@@ -75,17 +74,10 @@ class SyncPass(Uploads):
             for rel, path in scan(self.directory, self.exclude):
                 entry = state["files"].get(rel)
                 if entry is not None and entry.get("conflict"):
-                    self._report_conflict(rel, entry)
-                    continue
-                try:
-                    pending |= self._sync_file(bucket, state, rel, path, final, deadline)
-                except Conflict as conflict:
-                    entry = state["files"].setdefault(rel, {})
-                    entry["conflict"] = str(conflict)
-                    entry.pop("pending", None)
-                    self._save_state(state)
-                    self.conflicts += 1
-                    self._report_conflict(rel, entry)
+                    # Left alone by an older, overwriting mirror: pieces never collide
+                    # with another writer's objects, so the file goes up anew.
+                    state["files"].pop(rel)
+                pending |= self._sync_file(bucket, state, rel, path, final, deadline)
             return pending
         finally:
             lock.release()

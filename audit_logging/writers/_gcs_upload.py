@@ -55,9 +55,6 @@ class Uploads:
     _close_deadline: float | None
     _state_doc: dict[str, Any]
 
-    def _report_conflict(self, rel: str, entry: dict[str, Any]) -> None:
-        raise NotImplementedError  # the handler's: a warning on the library logger
-
     def _remaining(self, deadline: float | None) -> float:
         ends = [d for d in (deadline, self._close_deadline) if d is not None]
         if not ends:

@@ -144,13 +144,13 @@ class GcsSyncHandler(SyncPass, logging.Handler):
         self.bytes_uploaded = 0
         #: Upload requests made (each tail or whole file counts once).
         self.uploads = 0
-        #: Conflicts found (objects not overwritten).
+        #: Conflicts found: always 0 since the mirror only creates new pieces (kept for
+        #: monitoring code that reads it).
         self.conflicts = 0
         #: Outages reported (one warning each).
         self.outages = 0
         self._outage: str | None = None
         self._failures = 0
-        self._reported_conflicts: set[str] = set()
         self._closed = False
         self._close_deadline: float | None = None
         self._reset_runtime_state()
@@ -311,29 +311,6 @@ class GcsSyncHandler(SyncPass, logging.Handler):
             )
         self._outage = None
         self._failures = 0
-
-    def _report_conflict(self, rel: str, entry: dict[str, Any]) -> None:
-        if rel in self._reported_conflicts:
-            return
-        self._reported_conflicts.add(rel)
-        _LOG.warning(
-            "GCS mirror conflict for %s: %s",
-            rel,
-            entry.get("conflict"),
-            extra={
-                "warning_type": "gcs_sync_conflict",
-                "details": {
-                    "bucket": self.bucket_name,
-                    "object": entry.get("object"),
-                    "file": os.path.join(self.directory, rel),
-                    "state_file": self.state_path,
-                },
-                "recommendation": (
-                    "Another writer owns this object name. Use a distinct prefix, or move "
-                    "the object away and remove the file's entry from the state file."
-                ),
-            },
-        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} gs://{self.bucket_name}/{self.prefix} <- {self.directory}>"
