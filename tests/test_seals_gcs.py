@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("cryptography")
 pytest.importorskip("google.cloud.storage")
 
+from audit_logging.pull import pull
 from audit_logging.seals.note import Signer
 from audit_logging.seals.sealer import JournalSealer, list_seals
 from audit_logging.seals.verify import verify_journal_seals
@@ -53,9 +54,13 @@ def test_every_seal_reaches_the_bucket_and_stays_there(
     finally:
         mirror.close()
     client = gcs_server.client()
+    names = [b.name for b in client.list_blobs(gcs_bucket.name, prefix=PREFIX + "/")]
+    assert sum(n.startswith(f"{PREFIX}/seals/dt=") and n.endswith(".note") for n in names) == 3
+    pulled = tmp_path / "pulled"
+    report = pull(f"gs://{gcs_bucket.name}/{PREFIX}", pulled, client=client)
+    assert report.ok, report.problems
     remote = {
-        b.name[len(PREFIX) + 1 :]: b.download_as_bytes()
-        for b in client.list_blobs(gcs_bucket.name, prefix=PREFIX + "/")
+        p.relative_to(pulled).as_posix(): p.read_bytes() for p in pulled.rglob("*") if p.is_file()
     }
     assert {k: v for k, v in remote.items() if k.endswith(".note")} == seals
     # The bucket's copy, put back beside the journal, still proves it.
