@@ -49,14 +49,14 @@ from typing import Any, TextIO
 
 from audit_logging import schemas
 from audit_logging._optional import require_module
+from audit_logging.bucket_layout import is_partition
+from audit_logging.formats import kind_of
 
 __all__ = ["VIEWS", "SqlFiles", "add_commands", "connect", "find_files", "run_query"]
 
 VIEWS = ("journal", "actions", "warnings")
 FORMATS = ("table", "csv", "json", "jsonl")
-_WARNING_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_[a-z0-9_]+_[0-9a-f]{8}.*\.json$")
 _PARTITION = re.compile(r"^dt=\d{4}-\d{2}-\d{2}$")
-_CSV_HEADER = b"timestamp,action_type"
 # Big enough for any line a writer keeps (values are cut long before that).
 _MAX_OBJECT = 64 << 20
 
@@ -87,38 +87,25 @@ class SqlFiles:
         ]  # fmt: skip
 
 
-def _csv_is_action_log(path: Path) -> bool:
-    try:
-        with path.open("rb") as fh:
-            return fh.read(len(_CSV_HEADER) + 3).lstrip(b"\xef\xbb\xbf").startswith(_CSV_HEADER)
-    except OSError:
-        return False
-
-
 def _classify(path: Path, files: SqlFiles) -> None:
-    # The same rule as the other readers (journals, rejects, arrays, CSV, warnings),
-    # plus the bucket's partitioned layout: {journal,actions,warnings}/dt=YYYY-MM-DD/.
-    name, parts = path.name, path.parts
-    if name.startswith(".") or ".corrupt-" in name:
+    # Pieces of a bucket copied as it is ({kind}/dt=YYYY-MM-DD/...): the layout's
+    # own rule; anything else: the rule every reader uses.
+    parts = path.parts
+    if len(parts) >= 3 and is_partition(f"{parts[-3]}/{parts[-2]}"):
+        area = {"journal": files.journals, "actions": files.action_lines}
+        area["warnings"] = files.warning_lines
+        target = area.get(parts[-3])  # seals, csv pieces and other files hold no rows
+        if target is not None and path.suffix == ".jsonl":
+            target.append(path)
         return
-    if any(p.startswith(".") or p.endswith(".jsonl.seals") for p in parts[:-1]):
-        return
-    if name.endswith(".jsonl"):
-        if name.startswith("rejected-"):
-            return
-        area = parts[-3] if len(parts) >= 3 and _PARTITION.match(parts[-2]) else None
-        if area == "actions":
-            files.action_lines.append(path)
-        elif area == "warnings":
-            files.warning_lines.append(path)
-        elif area != "seals":
-            files.journals.append(path)
-    elif _WARNING_FILE.match(name):
-        files.warning_files.append(path)
-    elif name.startswith("audit_log") and name.endswith(".json") and "digest" not in name:
-        files.arrays.append(path)
-    elif name.endswith(".csv") and _csv_is_action_log(path):
-        files.csvs.append(path)
+    target = {
+        "journal": files.journals,
+        "array": files.arrays,
+        "csv": files.csvs,
+        "warning": files.warning_files,
+    }.get(kind_of(path) or "")
+    if target is not None:
+        target.append(path)
 
 
 def find_files(place: str | os.PathLike[str]) -> SqlFiles:
