@@ -1,0 +1,510 @@
+"""What a report shows of a run, built in one pass over its records, in bounded memory.
+
+:func:`build_runs` takes the records from :mod:`audit_logging.report.data`
+and returns one :class:`RunData` per session. Nothing is held per journal
+line: a metric's points go to a :class:`Curve`, which keeps raw points up to
+``COMPACT_AT`` and then folds them to the minimum and maximum of narrow
+buckets; decisions, issues, hyperparameters, evaluations, warnings and
+actions are kept whole (they are the rare lines an auditor reads).
+
+Why min/max per bucket: a chart about 1000 pixels wide cannot show more than
+that many x positions; keeping each bucket's lowest and highest point (and
+the first and last) draws the same picture, spikes included, from a few
+thousand points instead of a million.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+from array import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit_logging.detect import metric_mode
+from audit_logging.report.data import Item
+
+__all__ = ["Band", "Curve", "Marker", "RunData", "build_runs", "chart_groups", "numpy"]
+
+#: The x positions a chart can show (about its width in pixels).
+SCREEN_BUCKETS = 1000
+#: Raw points a curve keeps before folding them to 4 x SCREEN_BUCKETS buckets.
+COMPACT_AT = 1 << 18
+
+CLOSING = {
+    "TRAINING_COMPLETED": "completed",
+    "TRAINING_FAILED": "failed",
+    "TRAINING_STOPPED": "stopped",
+}
+_OWN_MARKERS = {"TRAINING_PROGRESS", "ISSUE_DETECTED", "HYPERPARAMETERS_SET"}
+_TRAIN_PREFIXES = ("train_", "training_")
+_VAL_PREFIXES = ("val_", "valid_", "validation_", "eval_", "test_")
+
+
+def numpy() -> Any:
+    """numpy (a matplotlib dependency), or an ImportError naming the extra."""
+    try:
+        import numpy as np
+    except ImportError as exc:  # pragma: no cover - numpy comes with matplotlib
+        raise ImportError(
+            'the run report needs matplotlib: pip install "audit-logging[report]"'
+        ) from exc
+    return np
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _to_array(values: Any) -> array[float]:
+    out: array[float] = array("d")
+    out.frombytes(values.astype("float64").tobytes())
+    return out
+
+
+def _buckets(x: Any, buckets: int) -> Any:
+    """The bucket of each of the sorted positions ``x`` (``buckets`` equal widths)."""
+    np = numpy()
+    lo, hi = float(x[0]), float(x[-1])
+    if hi <= lo:
+        return np.arange(len(x)) * buckets // max(len(x), 1)
+    return np.minimum(((x - lo) / (hi - lo) * buckets).astype(np.int64), buckets - 1)
+
+
+class Curve:
+    """The (x, y) points of one metric; beyond ``COMPACT_AT`` raw points, folded to min/max."""
+
+    __slots__ = ("xs", "ys")
+
+    def __init__(self) -> None:
+        self.xs: array[float] = array("d")
+        self.ys: array[float] = array("d")
+
+    def add(self, x: float, y: float) -> None:
+        self.xs.append(x)
+        self.ys.append(y)
+        if len(self.xs) >= COMPACT_AT:
+            self.compact()
+
+    def compact(self) -> None:
+        """Fold the points to the minimum and maximum of 4 x SCREEN_BUCKETS buckets."""
+        x_kept, y_kept = self.points(4 * SCREEN_BUCKETS)
+        self.xs, self.ys = _to_array(x_kept), _to_array(y_kept)
+
+    def __len__(self) -> int:
+        return len(self.xs)
+
+    def points(self, buckets: int = SCREEN_BUCKETS) -> tuple[Any, Any]:
+        """numpy arrays x, y in x order: each bucket's minimum and maximum, first and last."""
+        np = numpy()
+        x = np.frombuffer(self.xs, dtype=np.float64)
+        y = np.frombuffer(self.ys, dtype=np.float64)
+        order = np.argsort(x, kind="stable")  # steps may arrive out of order (ranks, resumes)
+        x, y = x[order], y[order]
+        n = len(x)
+        if n <= 2 * buckets:
+            return x.copy(), y.copy()
+        bucket = _buckets(x, buckets)
+        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+        ends = np.r_[starts[1:], n] - 1
+        by_value = np.lexsort((y, bucket))  # within each bucket, lowest y first
+        keep = np.unique(np.r_[by_value[starts], by_value[ends], 0, n - 1])
+        return x[keep], y[keep]
+
+
+class Band:
+    """Summarised ranges of one metric: between x0 and x1 it stayed within [lo, hi]."""
+
+    __slots__ = ("hi", "lo", "x0", "x1")
+
+    def __init__(self) -> None:
+        self.x0: array[float] = array("d")
+        self.x1: array[float] = array("d")
+        self.lo: array[float] = array("d")
+        self.hi: array[float] = array("d")
+
+    def add(self, x0: float, x1: float, lo: float, hi: float) -> None:
+        self.x0.append(x0)
+        self.x1.append(x1)
+        self.lo.append(lo)
+        self.hi.append(hi)
+        if len(self.x0) >= COMPACT_AT:
+            self.x0, self.x1, self.lo, self.hi = (
+                _to_array(a) for a in self.ranges(4 * SCREEN_BUCKETS)
+            )
+
+    def __len__(self) -> int:
+        return len(self.x0)
+
+    def ranges(self, buckets: int = SCREEN_BUCKETS) -> tuple[Any, Any, Any, Any]:
+        """numpy arrays x0, x1, lo, hi in x order, merged to at most ``buckets`` ranges."""
+        np = numpy()
+        x0, x1, lo, hi = (
+            np.frombuffer(a, dtype=np.float64) for a in (self.x0, self.x1, self.lo, self.hi)
+        )
+        order = np.argsort(x1, kind="stable")
+        x0, x1, lo, hi = x0[order], x1[order], lo[order], hi[order]
+        if len(x1) <= buckets:
+            return x0.copy(), x1.copy(), lo.copy(), hi.copy()
+        bucket = _buckets(x1, buckets)
+        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+        return (
+            np.minimum.reduceat(x0, starts),
+            np.maximum.reduceat(x1, starts),
+            np.minimum.reduceat(lo, starts),
+            np.maximum.reduceat(hi, starts),
+        )
+
+
+@dataclass
+class Marker:
+    """A point of the run worth a vertical line on the charts: an issue, a decision, a change."""
+
+    number: int
+    kind: str  # issue | decision | hyperparameters
+    x: float | None  # the step; None before the first progress line
+    timestamp: str
+    label: str
+    text: str
+
+
+@dataclass
+class RunData:
+    """Everything the report of one run shows (see the module docstring)."""
+
+    session: str
+    dataset: str | None = None
+    model: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    git_commit: str | None = None
+    git_branch: str | None = None
+    git_dirty: bool | None = None
+    git_unknown: str | None = None
+    first: str | None = None
+    last: str | None = None
+    started: str | None = None
+    ended: str | None = None
+    duration_seconds: float | None = None
+    outcome: str = "unknown"  # completed | failed | stopped | unknown
+    outcome_event: str | None = None
+    outcome_decision: str | None = None
+    outcome_reason: str | None = None
+    lines: int = 0
+    progress_lines: int = 0
+    curves: dict[str, Curve] = field(default_factory=dict)
+    bands: dict[str, Band] = field(default_factory=dict)
+    markers: list[Marker] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    hyperparameters: list[dict[str, Any]] = field(default_factory=list)
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    final: dict[str, float] = field(default_factory=dict)
+    best: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    sources: set[str] = field(default_factory=set)
+    closing_metrics: dict[str, float] = field(default_factory=dict)
+    _last_x: float | None = None
+    _ticks: list[tuple[str, float]] = field(default_factory=list)
+    _tick_stride: int = 1
+    _modes: dict[str, bool] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ derived
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end: as the closing line says, else from the timestamps."""
+        if self.duration_seconds is not None:
+            return self.duration_seconds
+        start, end = self.started or self.first, self.ended or self.last
+        if not start or not end:
+            return None
+        try:
+            return (_parse_ts(end) - _parse_ts(start)).total_seconds()
+        except ValueError:
+            return None
+
+    @property
+    def hyperparameters_now(self) -> tuple[dict[str, Any], list[str]]:
+        """The last hyperparameters set and the names left at their defaults."""
+        if not self.hyperparameters:
+            return {}, []
+        last = self.hyperparameters[-1]
+        return dict(last["params"]), list(last["defaults"])
+
+    def step_at(self, timestamp: str) -> float | None:
+        """The step of the last progress line at or before ``timestamp`` (sampled)."""
+        index = bisect.bisect_right(self._ticks, (timestamp, math.inf))
+        return self._ticks[index - 1][1] if index else None
+
+    # ------------------------------------------------------------------ building
+
+    def _marker(self, kind: str, x: float | None, timestamp: str, label: str, text: str) -> None:
+        self.markers.append(Marker(len(self.markers) + 1, kind, x, timestamp, label, text))
+
+    def _tick(self, timestamp: str, x: float) -> None:
+        self._ticks.append((timestamp, x))
+        if len(self._ticks) > 4096:  # bounded: keep every other one, sample half as often
+            self._ticks = self._ticks[::2]
+            self._tick_stride *= 2
+
+    def _higher_is_better(self, name: str) -> bool:
+        known = self._modes.get(name)
+        if known is None:
+            known = self._modes[name] = metric_mode(name) == "max"
+        return known
+
+    def _band(self, name: str, x0: float, x1: float, summary: Mapping[str, Any]) -> None:
+        lo, hi = _number(summary.get("min")), _number(summary.get("max"))
+        if lo is None or hi is None:
+            return
+        band = self.bands.get(name)
+        if band is None:
+            band = self.bands[name] = Band()
+        band.add(x0, x1, lo, hi)
+
+    def _progress(self, ts: str, snap: Mapping[str, Any]) -> None:
+        # The hot loop of a large run (once per metric per line): no helper calls
+        # on the common path, a float or an int.
+        step = _number(snap.get("step"))
+        x = step if step is not None else float(self.progress_lines)
+        previous = self._last_x if self._last_x is not None else x
+        curves = self.curves
+        for name, value in snap.items():
+            kind = type(value)
+            if kind is float or kind is int:
+                if name == "step" or not -math.inf < value < math.inf:
+                    continue
+                curve = curves.get(name)
+                if curve is None:
+                    curve = curves[name] = Curve()
+                curve.xs.append(x)
+                curve.ys.append(value)
+                if len(curve.xs) >= COMPACT_AT:
+                    curve.compact()
+            elif isinstance(value, Mapping):
+                # A summary of the steps since the previous line: {"min", "max", ...}
+                # under the metric's name, or {metric: {"min", "max", ...}} under any key.
+                if "min" in value and "max" in value:
+                    self._band(name, previous, x, value)
+                else:
+                    for inner, summary in value.items():
+                        if isinstance(summary, Mapping) and "min" in summary:
+                            self._band(str(inner), previous, x, summary)
+        self._last_x = x
+        if self.progress_lines % self._tick_stride == 0:
+            self._tick(ts, x)
+        self.progress_lines += 1
+
+    def add_journal(self, data: Mapping[str, Any], source: str) -> None:
+        """Take one journal line into the run."""
+        self.sources.add(source)
+        self.lines += 1
+        ts = data.get("timestamp")
+        if type(ts) is not str:
+            ts = ""
+        elif self.first is None:
+            self.first = self.last = ts
+        elif ts > self.last:  # type: ignore[operator]
+            self.last = ts
+        elif ts < self.first:
+            self.first = ts
+        if self.dataset is None or self.model is None or self.host is None:
+            self.dataset = self.dataset or _text(data.get("dataset"))
+            self.model = self.model or _text(data.get("model"))
+            self.host = self.host or _text(data.get("host"))
+        if self.pid is None and isinstance(data.get("pid"), int):
+            self.pid = data["pid"]
+        event = data.get("event")
+        raw = data.get("metrics_snapshot")
+        snap: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        if event == "TRAINING_PROGRESS":
+            self._progress(ts, snap)
+            return
+        event = str(event or "")
+        decision, reasoning = _text(data.get("decision")), _text(data.get("reasoning"))
+        if decision or reasoning:
+            self.decisions.append(
+                {
+                    "timestamp": ts,
+                    "event": event,
+                    "decision": decision,
+                    "reasoning": reasoning,
+                    "level": data.get("level"),
+                }
+            )
+        if event == "TRAINING_STARTED":
+            self.started = self.started or ts
+            if "git_commit" in snap:
+                self.git_commit = _text(snap.get("git_commit"))
+                self.git_branch = _text(snap.get("git_branch"))
+                dirty = snap.get("git_dirty")
+                self.git_dirty = dirty if isinstance(dirty, bool) else None
+                self.git_unknown = _text(snap.get("git_unknown_reason"))
+        elif event == "ISSUE_DETECTED":
+            step = _number(snap.get("step"))
+            x = step if step is not None else self._last_x
+            self.issues.append(
+                {
+                    "timestamp": ts,
+                    "step": snap.get("step"),
+                    "kind": snap.get("issue"),
+                    "decision": decision,
+                    "reasoning": reasoning,
+                    "thresholds": snap.get("thresholds") or {},
+                    "formulas": snap.get("formulas") or {},
+                    "inputs": {
+                        k: v
+                        for k, v in snap.items()
+                        if k not in ("thresholds", "formulas", "issue")
+                    },
+                }
+            )
+            label = f"{snap.get('issue') or 'issue'}: {decision or 'issue detected'}"
+            self._marker("issue", x, ts, label, reasoning or "")
+        elif event == "HYPERPARAMETERS_SET":
+            params = snap.get("hyperparameters")
+            defaults = snap.get("defaults_used")
+            self.hyperparameters.append(
+                {
+                    "timestamp": ts,
+                    "params": dict(params) if isinstance(params, Mapping) else {},
+                    "defaults": [str(d) for d in defaults] if isinstance(defaults, list) else [],
+                    "reasoning": reasoning,
+                }
+            )
+            self._marker(
+                "hyperparameters", self._last_x, ts, "hyperparameters set", reasoning or ""
+            )
+        elif event == "MODEL_EVALUATED":
+            self.evaluations.append(
+                {"timestamp": ts, "metrics": dict(snap), "reasoning": reasoning}
+            )
+        if event in CLOSING:
+            self.outcome = CLOSING[event]
+            self.outcome_event, self.outcome_decision = event, decision
+            self.outcome_reason = reasoning
+            self.ended = ts
+            self.duration_seconds = _number(snap.get("duration_seconds"))
+            self.closing_metrics = {
+                k: v for k, v in snap.items() if k != "step" and _number(v) is not None
+            }
+        if decision and event not in _OWN_MARKERS:
+            self._marker("decision", self._last_x, ts, f"{event}: {decision}", reasoning or "")
+
+    def add_action(self, data: Mapping[str, Any]) -> None:
+        """Take one action-audit entry into the run (an ``hp_change`` is also a marker)."""
+        self.actions.append(dict(data))
+        if data.get("action_type") == "hp_change":
+            ts = str(data.get("timestamp") or "")
+            details = data.get("details")
+            self._marker(
+                "hyperparameters",
+                self.step_at(ts),
+                ts,
+                "hp_change (action)",
+                _short(details) + (f" (status {data.get('status')})" if data.get("status") else ""),
+            )
+
+    def finish(self) -> None:
+        """Last and best value of each metric; markers and lists in time order."""
+        for name, curve in self.curves.items():
+            # The closing line states the last metrics; else the point of the last step.
+            at_end = curve.xs.index(max(curve.xs))
+            self.final[name] = self.closing_metrics.get(name, curve.ys[at_end])
+            best = max(curve.ys) if self._higher_is_better(name) else min(curve.ys)
+            self.best[name] = (best, curve.xs[curve.ys.index(best)])
+        self.markers.sort(key=lambda m: m.timestamp)
+        for number, marker in enumerate(self.markers, 1):
+            marker.number = number
+        self.actions.sort(key=lambda a: str(a.get("timestamp") or ""))
+        self.warnings.sort(key=lambda w: str(w.get("timestamp") or ""))
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={v!r}" for k, v in value.items())
+    return "" if value is None else str(value)
+
+
+def _parse_ts(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def chart_groups(names: Iterable[str]) -> dict[str, list[str]]:
+    """Metric names by chart: ``train_loss``, ``loss`` and ``val_loss`` share the ``loss`` chart."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        base = name
+        for prefix in (*_TRAIN_PREFIXES, *_VAL_PREFIXES):
+            if name.startswith(prefix) and len(name) > len(prefix):
+                base = name[len(prefix) :]
+                break
+        groups.setdefault(base, []).append(name)
+    return groups
+
+
+def is_validation(name: str) -> bool:
+    """Whether a metric name says it was measured on held-out data (``val_...``)."""
+    return name.startswith(_VAL_PREFIXES)
+
+
+def build_runs(items: Iterable[Item]) -> list[RunData]:
+    """One :class:`RunData` per session found in ``items``, oldest first.
+
+    Actions and warnings carry no session: with one run they all belong to
+    it; with several, a warning naming its session goes there, anything else
+    to the run whose time span holds it (else the latest run started before).
+    """
+    runs: dict[str, RunData] = {}
+    others: list[Item] = []
+    for item in items:
+        if item.kind != "journal":
+            others.append(item)
+            continue
+        session = str(item.data.get("session_id") or "")
+        run = runs.get(session)
+        if run is None:
+            run = runs[session] = RunData(session)
+        run.add_journal(item.data, item.source)
+    ordered = sorted(runs.values(), key=lambda r: r.first or "")
+    if not ordered and others:
+        ordered = [RunData("")]
+    for item in others:
+        run = _owner(ordered, item)
+        run.sources.add(item.source)
+        if item.kind == "action":
+            run.add_action(item.data)
+        elif item.kind == "warning":
+            run.warnings.append(dict(item.data))
+    for run in ordered:
+        run.finish()
+    return ordered
+
+
+def _owner(runs: list[RunData], item: Item) -> RunData:
+    if len(runs) == 1:
+        return runs[0]
+    details = item.data.get("details")
+    if isinstance(details, Mapping) and details.get("session_id"):
+        for run in runs:
+            if run.session == details["session_id"]:
+                return run
+    ts = str(item.data.get("timestamp") or "")
+    chosen = runs[0]
+    for run in runs:
+        if run.first and run.first <= ts:
+            chosen = run
+            if run.last and ts <= run.last:
+                break
+    return chosen
