@@ -93,7 +93,7 @@ def _header(run: RunData, check: Verification) -> str:
         )
     title = f"Training run: {run.model or 'model'} on {run.dataset or 'dataset'}"
     return (
-        f'<header class="run"><h1>{esc(title)}</h1>'
+        f'<header class="run" id="header"><h1>{esc(title)}</h1>'
         f'<div class="badges">{outcome_badge(run)}{verification_badge(check)}</div>'
         + (f'<p class="reason" id="outcome-reason">{esc(reason)}</p>' if reason else "")
         + f'<dl class="facts">{dl}</dl>{alert}</header>'
