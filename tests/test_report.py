@@ -213,28 +213,31 @@ def test_one_series_per_metric_and_a_marker_per_issue(demo: Path, tmp_path: Path
 
 
 def test_summarised_ranges_are_drawn_as_bands(tmp_path: Path, logger: logging.Logger) -> None:
+    """TrainingRun's ``since_last_line`` (calls that wrote no line) becomes a band per metric."""
+
     def body(run: TrainingRun) -> None:
-        log = run.logger
         for step, lo, hi in ((10, 0.8, 1.4), (20, 0.5, 0.9)):
             snapshot = {
                 "step": step,
                 "loss": lo + 0.1,
-                "val_loss": hi,
-                # both shapes a summary may take: under the metric, or in one mapping
-                "summary": {"loss": {"count": 9, "min": lo, "max": hi, "mean": 1, "last": lo}},
-                "val_loss_range": None,
+                "since_last_line": {
+                    "calls": 9,
+                    "first_step": step - 9,
+                    "last_step": step - 1,
+                    "metrics": {"loss": {"count": 9, "min": lo, "max": hi, "mean": 1, "last": lo}},
+                },
             }
-            log.info("p", extra={"event": "TRAINING_PROGRESS", "metrics_snapshot": snapshot})
-        snap = {"step": 30, "val_loss": 0.7, "val_loss_steps": {"min": 0.6, "max": 0.9}}
-        log.info("p", extra={"event": "TRAINING_PROGRESS", "metrics_snapshot": snap})
+            run.logger.info("p", extra={"event": "TRAINING_PROGRESS", "metrics_snapshot": snapshot})
+        snap = {"step": 30, "val_loss": 0.7, "val_loss_range": {"min": 0.6, "max": 0.9}}
+        run.logger.info("p", extra={"event": "TRAINING_PROGRESS", "metrics_snapshot": snap})
 
     folder = logged(tmp_path, logger, body)
     run = load_runs(folder)[0]
-    assert sorted(run.bands) == ["loss", "val_loss_steps"]
+    assert sorted(run.bands) == ["loss", "val_loss_range"]
     x0, x1, lo, hi = run.bands["loss"].ranges()
-    assert (list(x0), list(x1), list(lo), list(hi)) == ([10, 10], [10, 20], [0.8, 0.5], [1.4, 0.9])
+    assert (list(x0), list(x1), list(lo), list(hi)) == ([1, 11], [9, 19], [0.8, 0.5], [1.4, 0.9])
     page, _ = report(tmp_path, folder)
-    assert "c0-band-loss" in page.by_id
+    assert "c0-band-loss" in page.by_id and "c1-band-val_loss_range" in page.by_id
 
 
 def test_curves_are_downsampled_keeping_extremes() -> None:

@@ -269,6 +269,21 @@ class RunData:
             band = self.bands[name] = Band()
         band.add(x0, x1, lo, hi)
 
+    def _summary(self, summary: Mapping[str, Any], previous: float, x: float) -> None:
+        """Bands from ``since_last_line``: the calls that wrote no line since the previous one.
+
+        Its shape (TrainingRun's): ``{"calls", "first_step", "last_step",
+        "metrics": {name: {"count", "min", "max", "mean", "last"}}}``.
+        """
+        metrics = summary.get("metrics")
+        if not isinstance(metrics, Mapping):
+            return
+        first, last = _number(summary.get("first_step")), _number(summary.get("last_step"))
+        for name, stats in metrics.items():
+            if isinstance(stats, Mapping):
+                self._band(str(name), previous if first is None else first,
+                           x if last is None else last, stats)  # fmt: skip
+
     def _progress(self, ts: str, snap: Mapping[str, Any]) -> None:
         # The hot loop of a large run (once per metric per line): no helper calls
         # on the common path, a float or an int.
@@ -289,14 +304,10 @@ class RunData:
                 if len(curve.xs) >= COMPACT_AT:
                     curve.compact()
             elif isinstance(value, Mapping):
-                # A summary of the steps since the previous line: {"min", "max", ...}
-                # under the metric's name, or {metric: {"min", "max", ...}} under any key.
-                if "min" in value and "max" in value:
+                if name == "since_last_line":
+                    self._summary(value, previous, x)
+                elif "min" in value and "max" in value:  # one metric's summary, under its name
                     self._band(name, previous, x, value)
-                else:
-                    for inner, summary in value.items():
-                        if isinstance(summary, Mapping) and "min" in summary:
-                            self._band(str(inner), previous, x, summary)
         self._last_x = x
         if self.progress_lines % self._tick_stride == 0:
             self._tick(ts, x)
@@ -395,6 +406,9 @@ class RunData:
             self.closing_metrics = {
                 k: v for k, v in snap.items() if k != "step" and _number(v) is not None
             }
+            summary = snap.get("since_last_line")
+            if isinstance(summary, Mapping) and self._last_x is not None:
+                self._summary(summary, self._last_x, self._last_x)
         if decision and event not in _OWN_MARKERS:
             self._marker("decision", self._last_x, ts, f"{event}: {decision}", reasoning or "")
 

@@ -9,7 +9,7 @@ from typing import Any
 from audit_logging import __version__
 from audit_logging.report.charts import MARKER_COLORS, Series, chart_svg
 from audit_logging.report.data import Verification
-from audit_logging.report.model import Marker, RunData, chart_groups, is_validation
+from audit_logging.report.model import Curve, Marker, RunData, chart_groups, is_validation
 from audit_logging.report.page import (
     document,
     esc,
@@ -101,10 +101,8 @@ def _header(run: RunData, check: Verification) -> str:
 
 
 def _curves(run: RunData) -> str:
-    groups = chart_groups(run.curves)
-    for name in run.bands:  # a metric seen only as a summary still gets its chart
-        if name not in run.curves:
-            groups.setdefault(name, [])
+    # A metric seen only in summaries (every call between two lines) still gets its band.
+    groups = chart_groups(dict.fromkeys([*run.curves, *run.bands]))
     if not groups:
         return '<p class="muted">No TRAINING_PROGRESS line with metrics in this run.</p>'
     legend = "".join(
@@ -116,7 +114,7 @@ def _curves(run: RunData) -> str:
     ]
     for index, (title, names) in enumerate(groups.items()):
         series = [
-            Series(n, run.curves[n], run.bands.get(n), dashed=is_validation(n))
+            Series(n, run.curves.get(n) or Curve(), run.bands.get(n), dashed=is_validation(n))
             for n in sorted(names, key=lambda n: (is_validation(n), n))
         ]
         svg = chart_svg(f"c{index}", title, series, run.markers)
