@@ -390,3 +390,29 @@ def test_no_audit_output_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["report", str(tmp_path / "missing")]) == 2
     with pytest.raises(ReportError):
         load_runs(tmp_path / "empty")
+
+
+def test_the_command_in_a_fresh_process(demo: Path, tmp_path: Path) -> None:
+    """As a user runs it: no other thread, so the chains are verified by a forked child."""
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "copy"
+    shutil.copytree(demo, folder)
+    path = next(folder.rglob("*.jsonl"))
+    path.write_bytes(
+        b"".join(path.read_bytes().splitlines(keepends=True)[:-2])
+    )  # its digest says how far it went
+    out = tmp_path / "r.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "audit_logging", "report", str(folder), "-o", str(out)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{out}\n"
+    page = Page(out.read_text(encoding="utf-8"))
+    assert page.by_id["verification"]["data-status"] == "tampered"
+    assert "truncated" in page.text_by_id["verification-problems"]
+    assert page.by_id["outcome"]["data-outcome"] == "unknown"  # the closing line is gone
+    assert "do not verify" in done.stderr
