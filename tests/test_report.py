@@ -22,7 +22,7 @@ pytest.importorskip("matplotlib")
 from audit_logging.cli import main
 from audit_logging.config import configure
 from audit_logging.report import ReportError, load_runs, write_report
-from audit_logging.report.model import COMPACT_AT, SCREEN_BUCKETS, Curve
+from audit_logging.report.curves import COMPACT_AT, SCREEN_BUCKETS, Curve
 from audit_logging.training import TrainingRun
 
 from helpers import read_jsonl

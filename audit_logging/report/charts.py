@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from audit_logging.report.model import Band, Curve, Marker, numpy
+from audit_logging.report.curves import Band, Curve, numpy
+from audit_logging.report.model import Marker
 
 __all__ = ["MARKER_COLORS", "Series", "chart_svg"]
 

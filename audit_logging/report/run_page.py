@@ -8,8 +8,9 @@ from typing import Any
 
 from audit_logging import __version__
 from audit_logging.report.charts import MARKER_COLORS, Series, chart_svg
+from audit_logging.report.curves import Curve
 from audit_logging.report.data import Verification
-from audit_logging.report.model import Curve, Marker, RunData, chart_groups, is_validation
+from audit_logging.report.model import Marker, RunData, chart_groups, is_validation
 from audit_logging.report.page import (
     document,
     esc,
