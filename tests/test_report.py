@@ -416,3 +416,15 @@ def test_the_command_in_a_fresh_process(demo: Path, tmp_path: Path) -> None:
     assert "truncated" in page.text_by_id["verification-problems"]
     assert page.by_id["outcome"]["data-outcome"] == "unknown"  # the closing line is gone
     assert "do not verify" in done.stderr
+
+
+def test_hostile_metric_names_are_names(tmp_path: Path, logger: logging.Logger) -> None:
+    def body(run: TrainingRun) -> None:
+        for step in range(3):
+            run.progress(step=step, **{"cost$": 1.0 + step, "<script>x</script>": 2.0, "_a": 3.0})
+
+    page, text = report(tmp_path, logged(tmp_path, logger, body))
+    assert "<script>" not in text
+    series = sorted(i.split("-series-")[1] for i in page.by_id if "-series-" in i)
+    assert series == ["_a", "_script_x__script_", "cost_"]
+    assert "cost$" in text and "&lt;script&gt;x&lt;/script&gt;" in text

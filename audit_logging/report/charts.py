@@ -73,7 +73,13 @@ def chart_svg(
     """One chart as an ``<svg>`` element (no XML prolog), scaled to its container's width."""
     matplotlib, figure_class, canvas_class = _matplotlib()
     np = numpy()
-    rc = {"svg.fonttype": "none", "svg.hashsalt": chart_id, "font.size": 9}
+    # parse_math off: a metric named "cost$" is a name, not a broken formula.
+    rc = {
+        "svg.fonttype": "none",
+        "svg.hashsalt": chart_id,
+        "font.size": 9,
+        "text.parse_math": False,
+    }
     with matplotlib.rc_context(rc):
         fig = figure_class(figsize=(9, 3.4), layout="constrained")
         canvas_class(fig)
@@ -82,13 +88,14 @@ def chart_svg(
         ax.set_xlabel(xlabel)
         ax.grid(True, color="#e5e5e5", linewidth=0.6)
         lows: list[float] = []
+        legend: list[tuple[Any, str]] = []  # given whole: a name starting with "_" is kept
         for index, one in enumerate(series):
             color = one.color or f"C{index % 10}"
             slug = _slug(one.name)
             if one.band is not None and len(one.band):
                 x0, x1, lo, hi = one.band.ranges()
                 xs = np.column_stack((x0, x1)).ravel()
-                ax.fill_between(
+                band = ax.fill_between(
                     xs,
                     np.repeat(lo, 2),
                     np.repeat(hi, 2),
@@ -96,8 +103,8 @@ def chart_svg(
                     alpha=0.18,
                     linewidth=0,
                     gid=f"{chart_id}-band-{slug}",
-                    label=f"{one.name} (range between lines)",
                 )
+                legend.append((band, f"{one.name} (range between lines)"))
                 lows.append(float(x0.min()))
             x, y = one.curve.points()
             if len(x):
@@ -110,9 +117,9 @@ def chart_svg(
                 linestyle="--" if one.dashed else "-",
                 marker="o" if len(x) < 40 else None,
                 markersize=2.5,
-                label=one.name,
             )
             line.set_gid(f"{chart_id}-series-{slug}")
+            legend.append((line, one.name))
         left = min(lows) if lows else 0.0
         # One line collection and one triangle collection per kind (thousands of
         # markers stay cheap), each element a link to its list entry; issues drawn
@@ -147,8 +154,9 @@ def chart_svg(
                 gid=f"{chart_id}-heads-{kind}",
             )
             heads.set_urls(urls)
-        if series:
-            ax.legend(loc="upper right", fontsize=8, framealpha=0.85)
+        if legend:
+            artists, labels = zip(*legend, strict=True)
+            ax.legend(artists, labels, loc="upper right", fontsize=8, framealpha=0.85)
         buffer = io.StringIO()
         fig.savefig(buffer, format="svg", metadata={"Date": None})
     return _inline(_add_titles(buffer.getvalue(), chart_id, markers))
