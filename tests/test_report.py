@@ -334,6 +334,7 @@ def _two_runs(tmp_path: Path, logger: logging.Logger, monkeypatch: pytest.Monkey
             run.hyperparameters({"lr": lr, "epochs": 5})
             for step in range(5):
                 run.progress(step=step, loss=1 / (1 + slope * step), accuracy=0.5 + 0.05 * step)
+            run.evaluated(f1=0.5 + lr)
         handler.flush()
     handler.close()
     return out
@@ -372,9 +373,13 @@ def test_compare_json_and_table(
     assert loss["final_a"] == pytest.approx(1 / 5) and loss["final_b"] == pytest.approx(1 / 9)
     assert loss["final_diff"] == pytest.approx(1 / 9 - 1 / 5) and loss["better"] == "b"
     assert result["a"]["outcome"] == result["b"]["outcome"] == "completed"
+    assert result["evaluation"] == [
+        {"name": "f1", "a": 0.6, "b": 0.51, "diff": pytest.approx(0.51 - 0.6)}
+    ]
     assert main([*args, "--format", "table"]) == 0
     table = capsys.readouterr().out
     assert "hyperparameters that differ" in table and re.search(r"lr\s+0\.1\s+0\.01", table)
+    assert re.search(r"f1\s+0\.6\s+0\.51\s+-0\.09", table)
     out = tmp_path / "c.html"
     assert main([*args, "-o", str(out)]) == 0
     page = Page(out.read_text(encoding="utf-8"))

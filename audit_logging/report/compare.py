@@ -92,7 +92,21 @@ def compare_dict(
         "hyperparameters_same": len(set(hp_a) & set(hp_b))
         - sum(1 for h in hyper if h["name"] in hp_a and h["name"] in hp_b),
         "metrics": metrics,
+        "evaluation": _evaluation(a, b),
     }
+
+
+def _evaluation(a: RunData, b: RunData) -> list[dict[str, Any]]:
+    """The metrics of each run's last MODEL_EVALUATED line, side by side."""
+    last_a = a.evaluations[-1]["metrics"] if a.evaluations else {}
+    last_b = b.evaluations[-1]["metrics"] if b.evaluations else {}
+    rows = []
+    for name in dict.fromkeys([*last_a, *last_b]):
+        va, vb = last_a.get(name), last_b.get(name)
+        numbers = [v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+                   for v in (va, vb)]  # fmt: skip
+        rows.append({"name": name, "a": va, "b": vb, "diff": _diff(*numbers)})
+    return rows
 
 
 def compare_table(data: dict[str, Any]) -> str:
@@ -136,6 +150,13 @@ def compare_table(data: dict[str, Any]) -> str:
     ]
     headers = ("metric", "final A", "final B", "B-A", "best A", "best B", "B-A", "better")
     lines += _columns(headers, metric_rows) if metric_rows else ["metrics: none"]
+    if data["evaluation"]:
+        lines += ["", "evaluation (the last MODEL_EVALUATED of each run)"]
+        rows_e = [
+            (e["name"], fmt_value(e["a"]), fmt_value(e["b"]), fmt_value(e["diff"]))
+            for e in data["evaluation"]
+        ]
+        lines += _columns(("metric", "A", "B", "B-A"), rows_e, indent="  ")
     return "\n".join(lines) + "\n"
 
 
@@ -224,6 +245,12 @@ def compare_page(
             for m in data["metrics"]
         ],
     )
+    evaluation = table(
+        ("metric", "A", "B", "B - A"),
+        [tuple(esc(fmt_value(e[k])) for k in ("name", "a", "b", "diff"))
+         for e in data["evaluation"]],
+        "No MODEL_EVALUATED line in either run.",
+    )  # fmt: skip
     markers = _issue_markers(a, b)
     charts = []
     groups = chart_groups(dict.fromkeys([*a.curves, *b.curves]))
@@ -253,6 +280,7 @@ def compare_page(
         + table(("", "A", "B"), rows)
         + f"<h2>Hyperparameters that differ</h2>{hyper}"
         + f"<h2>Final and best metrics</h2>{metrics}"
+        + f"<h2>Evaluation (the last MODEL_EVALUATED of each run)</h2>{evaluation}"
         + "<h2>Curves (A blue, B orange; validation dashed)</h2>"
         + ("\n".join(charts) or '<p class="muted">No metric curve in either run.</p>')
         + "<h2>Issues</h2>"
