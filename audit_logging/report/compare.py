@@ -213,7 +213,8 @@ def compare_page(
         for k, va, vb in facts
     ]
     for key in ("session", "dataset", "model", "git_commit", "start", "end", "outcome_reason"):
-        rows.append((esc(key), esc(fmt_value(data["a"][key])), esc(fmt_value(data["b"][key]))))
+        value_a, value_b = (esc(fmt_value(data[side][key]) or "-") for side in ("a", "b"))
+        rows.append((esc(key), value_a, value_b))
     rows.append(("duration", esc(fmt_duration(a.duration)), esc(fmt_duration(b.duration))))
     rows.append(
         ("issues", esc(_issue_text(data["a"]["issues"])), esc(_issue_text(data["b"]["issues"])))
@@ -277,7 +278,7 @@ def compare_page(
     )
     body = (
         "<h1>Run comparison</h1>"
-        + table(("", "A", "B"), rows)
+        + table(("", "A", "B"), rows, cls="sides")
         + f"<h2>Hyperparameters that differ</h2>{hyper}"
         + f"<h2>Final and best metrics</h2>{metrics}"
         + f"<h2>Evaluation (the last MODEL_EVALUATED of each run)</h2>{evaluation}"

@@ -30,7 +30,8 @@ h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #d8dce3; padd
 h3 { font-size: 14px; margin: 16px 0 6px; }
 header.run { background: #fff; border: 1px solid #d8dce3; border-radius: 8px; padding: 14px 18px; }
 .badges { display: flex; gap: 10px; flex-wrap: wrap; margin: 6px 0 10px; }
-.badge { font-weight: 700; font-size: 15px; padding: 6px 12px; border-radius: 6px; color: #fff; }
+.badge { display: inline-block; font-weight: 700; font-size: 15px; padding: 6px 12px;
+  border-radius: 6px; color: #fff; }
 .ok { background: #1b7f3b; } .bad { background: #b42318; } .warn { background: #b54708; }
 .unknown { background: #667085; }
 .reason { margin: 4px 0 10px; white-space: pre-wrap; }
@@ -44,6 +45,12 @@ table { border-collapse: collapse; width: 100%; background: #fff; font-size: 13p
 th, td { border: 1px solid #e1e4ea; padding: 4px 7px; text-align: left; vertical-align: top;
   overflow-wrap: anywhere; }
 th { background: #eef0f4; font-weight: 600; }
+table.sides { table-layout: fixed; }
+table.log td:first-child { white-space: nowrap; font-size: 12px; }
+table.log td:nth-child(2) { white-space: nowrap; }
+table.issues td:first-child { width: 14em; } table.issues td:nth-child(3) { width: 11em; }
+table.issues td:nth-child(4) { width: 32%; }
+table.sides th:first-child, table.sides td:first-child { width: 10em; }
 td.num { text-align: right; font-family: ui-monospace, monospace; white-space: nowrap; }
 .mono { font-family: ui-monospace, monospace; }
 .tag { display: inline-block; font-size: 11px; padding: 0 6px; border-radius: 4px;
@@ -94,13 +101,16 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{minutes} min {secs:02d} s"
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]], empty: str = "None.") -> str:
+def table(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], empty: str = "None.", cls: str = ""
+) -> str:
     """A table of already-escaped cells; ``empty`` (escaped here) when there is no row."""
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>\n" for row in rows)
     if not body:
         return f'<p class="muted">{esc(empty)}</p>'
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>"
+    attribute = f' class="{esc(cls)}"' if cls else ""
+    return f"<table{attribute}><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>"
 
 
 def kv_table(values: Mapping[str, Any], empty: str = "None.") -> str:

@@ -158,17 +158,17 @@ def _issues(issues: Sequence[Mapping[str, Any]]) -> str:
         )
         rows.append(
             (
-                f'<span id="issue-{n}">{esc(issue.get("timestamp"))}</span>',
-                esc(fmt_value(issue.get("step"))),
-                f'<span class="mono">{esc(issue.get("kind"))}</span>',
-                esc(issue.get("decision")),
+                f'<strong id="issue-{n}" class="mono">{esc(issue.get("kind"))}</strong> at step '
+                f"{esc(fmt_value(issue.get('step')))}<br>"
+                f'<span class="tag">{esc(issue.get("decision"))}</span><br>'
+                f'<span class="muted">{esc(issue.get("timestamp"))}</span>',
                 esc(issue.get("reasoning")),
                 thresholds,
                 inputs,
             )
         )
-    headers = ("time", "step", "issue", "decision", "reasoning", "thresholds", "inputs")
-    return table(headers, rows, "No ISSUE_DETECTED line.")
+    headers = ("issue", "reasoning", "thresholds", "inputs")
+    return table(headers, rows, "No ISSUE_DETECTED line.", cls="issues")
 
 
 def _hyperparameters(run: RunData) -> str:
@@ -297,7 +297,7 @@ def render_run(run: RunData, check: Verification) -> str:
         (
             "decisions",
             "Decisions and reasoning",
-            table(("time", "event", "decision", "reasoning"), decisions),
+            table(("time", "event", "decision", "reasoning"), decisions, cls="log"),
         ),
         ("issues", f"Issues detected ({len(run.issues)})", _issues(run.issues)),
         ("hyperparameters", "Hyperparameters", _hyperparameters(run)),
@@ -305,12 +305,12 @@ def render_run(run: RunData, check: Verification) -> str:
         (
             "warnings",
             f"Warnings ({len(run.warnings)})",
-            table(("time", "type", "severity", "message", "recommendation"), warnings),
+            table(("time", "type", "severity", "message", "recommendation"), warnings, cls="log"),
         ),
         (
             "actions",
             f"Action audit ({len(run.actions)})",
-            table(("time", "action", "status", "changes / details", "error"), actions),
+            table(("time", "action", "status", "changes / details", "error"), actions, cls="log"),
         ),
     ]
     nav = "".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title, _ in sections)
