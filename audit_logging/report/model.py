@@ -92,6 +92,7 @@ class RunData:
     _ticks: list[tuple[str, float]] = field(default_factory=list)
     _tick_stride: int = 1
     _modes: dict[str, bool] = field(default_factory=dict)
+    _source: str = ""
 
     # ------------------------------------------------------------------ derived
 
@@ -165,8 +166,11 @@ class RunData:
     def _progress(self, ts: str, snap: Mapping[str, Any]) -> None:
         # The hot loop of a large run (once per metric per line): no helper calls
         # on the common path, a float or an int.
-        step = _number(snap.get("step"))
-        x = step if step is not None else float(self.progress_lines)
+        step = snap.get("step")
+        kind = type(step)
+        x = float(step) if kind is int or kind is float else math.nan  # type: ignore[arg-type]
+        if not -math.inf < x < math.inf:  # no step, or not a finite one: the line's rank
+            x = float(self.progress_lines)
         previous = self._last_x if self._last_x is not None else x
         curves = self.curves
         for name, value in snap.items():
@@ -179,8 +183,6 @@ class RunData:
                     curve = curves[name] = Curve()
                 curve.xs.append(x)
                 curve.ys.append(value)
-                if len(curve.xs) >= COMPACT_AT:
-                    curve.compact()
             elif isinstance(value, Mapping):
                 if name == "since_last_line":
                     self._summary(value, previous, x)
@@ -190,10 +192,17 @@ class RunData:
         if self.progress_lines % self._tick_stride == 0:
             self._tick(ts, x)
         self.progress_lines += 1
+        # A line adds at most one point to a curve: checking every COMPACT_AT lines bounds them.
+        if self.progress_lines % COMPACT_AT == 0:
+            for curve in curves.values():
+                if len(curve) >= COMPACT_AT // 2:
+                    curve.compact()
 
     def add_journal(self, data: Mapping[str, Any], source: str) -> None:
         """Take one journal line into the run."""
-        self.sources.add(source)
+        if source is not self._source:
+            self.sources.add(source)
+            self._source = source
         self.lines += 1
         ts = data.get("timestamp")
         if type(ts) is not str:
@@ -360,15 +369,21 @@ def build_runs(items: Iterable[Item]) -> list[RunData]:
     """
     runs: dict[str, RunData] = {}
     others: list[Item] = []
+    run: RunData | None = None
+    last: Any = object()
     for item in items:
-        if item.kind != "journal":
+        kind, source, record = item
+        if kind != "journal":
             others.append(item)
             continue
-        session = str(item.data.get("session_id") or "")
-        run = runs.get(session)
-        if run is None:
-            run = runs[session] = RunData(session)
-        run.add_journal(item.data, item.source)
+        found = record.get("session_id")
+        if found != last or run is None:  # lines of one session come in long stretches
+            last = found
+            session = str(found or "")
+            run = runs.get(session)
+            if run is None:
+                run = runs[session] = RunData(session)
+        run.add_journal(record, source)
     ordered = sorted(runs.values(), key=lambda r: r.first or "")
     if not ordered and others:
         ordered = [RunData("")]
