@@ -21,17 +21,12 @@ pytest.importorskip("matplotlib")
 
 from audit_logging.cli import main
 from audit_logging.config import configure
+from audit_logging.demo import run_demo
 from audit_logging.report import ReportError, load_runs, write_report
 from audit_logging.report.curves import COMPACT_AT, SCREEN_BUCKETS, Curve
 from audit_logging.training import TrainingRun
 
 from helpers import read_jsonl
-
-try:  # the demo is moving to its own module
-    from audit_logging.demo import run_demo  # type: ignore[import-not-found]
-except ImportError:
-    from audit_logging.cli import run_demo
-
 
 _VOID = {"br", "meta", "img", "input", "hr", "link", "col", "area", "base", "wbr", "source"}
 
@@ -115,6 +110,8 @@ def test_demo_report_header_says_what_the_journal_says(demo: Path, tmp_path: Pat
     closing = lines[-1]
     assert closing["event"] == "TRAINING_COMPLETED"
     assert page.by_id["outcome"]["data-outcome"] == "completed"
+    ending = closing["metrics_snapshot"]["ending"]  # early_stopped: the demo stops on its plateau
+    assert page.text_by_id["outcome"] == f"Completed ({ending.replace('_', ' ')})"
     assert page.by_id["verification"]["data-status"] == "intact"
     facts = page.text_by_id["outcome-reason"]
     assert closing["reasoning"] in facts
@@ -126,6 +123,15 @@ def test_demo_report_header_says_what_the_journal_says(demo: Path, tmp_path: Pat
     assert started["timestamp"] in body and closing["timestamp"] in body
     seconds = closing["metrics_snapshot"]["duration_seconds"]
     assert f"duration{seconds:.3g} s" in body
+
+
+def test_an_action_in_both_files_is_listed_once(demo: Path, tmp_path: Path) -> None:
+    page, _ = report(tmp_path, demo)
+    actions = json.loads((demo / "audit_log.json").read_text(encoding="utf-8"))
+    assert (demo / "audit_log.csv").exists() and actions
+    assert page.text_by_id["actions"].startswith(f"Action audit ({len(actions)})")
+    for action in actions:
+        assert page.text_by_id["actions"].count(action["timestamp"]) == 1
 
 
 def test_failed_run_shows_the_error_escaped(tmp_path: Path, logger: logging.Logger) -> None:

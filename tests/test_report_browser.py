@@ -76,10 +76,8 @@ def test_the_checks_see_a_request_and_a_console_message(tmp_path: Path) -> None:
 
 
 def test_demo_report_in_chromium(tmp_path: Path) -> None:
-    try:
-        from audit_logging.demo import run_demo  # type: ignore[import-not-found]
-    except ImportError:
-        from audit_logging.cli import run_demo
+    from audit_logging.demo import run_demo
+
     logs = tmp_path / "demo"
     run_demo(logs)
     out = tmp_path / "report.html"

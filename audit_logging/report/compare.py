@@ -32,6 +32,7 @@ def _side(run: RunData, check: Verification, source: str) -> dict[str, Any]:
         "end": run.ended or run.last,
         "duration_seconds": run.duration,
         "outcome": run.outcome,
+        "ending": run.ending,
         "outcome_reason": run.outcome_reason,
         "verification": check.status,
         "verification_problems": len(check.problems),

@@ -91,7 +91,17 @@ def read_items(paths: Sequence[PathLike], on_error: Callable[[str], None]) -> It
         actions_csv=sources.actions_csv,
         warnings=sources.warnings,
     )
+    # One writer set puts an action in both audit_log.json and audit_log.csv of a
+    # folder: it is one action (same folder, timestamp, type, status, error).
+    seen: set[tuple[str, ...]] = set()
     for entry in reader.iter_entries(rest, newest_first=False, on_error=on_error):
+        if entry.kind == "action":
+            d = entry.data
+            key = tuple(str(d.get(k)) for k in ("timestamp", "action_type", "status", "error"))
+            key = (os.path.dirname(entry.source), *key)
+            if entry.source.endswith(".csv") and key in seen:
+                continue
+            seen.add(key)
         yield Item(entry.kind, entry.source, entry.data)
 
 

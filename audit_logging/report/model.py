@@ -71,6 +71,7 @@ class RunData:
     duration_seconds: float | None = None
     outcome: str = "unknown"  # completed | failed | stopped | unknown
     outcome_event: str | None = None
+    ending: str | None = None  # the closing line's own word: early_stopped, interrupted, ...
     outcome_decision: str | None = None
     outcome_reason: str | None = None
     lines: int = 0
@@ -288,6 +289,7 @@ class RunData:
             self.outcome = CLOSING[event]
             self.outcome_event, self.outcome_decision = event, decision
             self.outcome_reason = reasoning
+            self.ending = _text(snap.get("ending"))
             self.ended = ts
             self.duration_seconds = _number(snap.get("duration_seconds"))
             self.closing_metrics = {

@@ -33,9 +33,12 @@ _OUTCOME_TEXT = {
 
 def outcome_badge(run: RunData) -> str:
     """The outcome as a coloured badge with ``id="outcome"`` and ``data-outcome``."""
+    text = _OUTCOME_TEXT[run.outcome]
+    if run.ending and run.ending != run.outcome:  # completed (early stopped), stopped (terminated)
+        text += f" ({run.ending.replace('_', ' ')})"
     return (
         f'<span id="outcome" class="badge {_OUTCOME_CLASS[run.outcome]}" '
-        f'data-outcome="{esc(run.outcome)}">{esc(_OUTCOME_TEXT[run.outcome])}</span>'
+        f'data-outcome="{esc(run.outcome)}">{esc(text)}</span>'
     )
 
 
