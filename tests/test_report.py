@@ -439,3 +439,25 @@ def test_hostile_metric_names_are_names(tmp_path: Path, logger: logging.Logger) 
     series = sorted(i.split("-series-")[1] for i in page.by_id if "-series-" in i)
     assert series == ["_a", "_script_x__script_", "cost_"]
     assert "cost$" in text and "&lt;script&gt;x&lt;/script&gt;" in text
+
+
+def test_without_matplotlib_the_error_names_the_extra(demo: Path, tmp_path: Path) -> None:
+    """The table form of compare needs no matplotlib; the pages say which extra to install."""
+    import subprocess
+    import sys
+
+    block = "import sys; sys.modules['matplotlib'] = None; from audit_logging.cli import main; "
+    run = [sys.executable, "-c"]
+    page = subprocess.run(
+        [*run, block + f"sys.exit(main(['report', {str(demo)!r}, '-o', {str(tmp_path / 'r.html')!r}]))"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert page.returncode == 2
+    assert 'pip install "audit-logging[report]"' in page.stderr
+    assert not (tmp_path / "r.html").exists()
+    table = subprocess.run(
+        [*run, block + f"sys.exit(main(['compare', {str(demo)!r}, {str(demo)!r}, '--format', 'table']))"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert table.returncode == 0, table.stderr
+    assert "hyperparameters: no difference" in table.stdout
