@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("matplotlib")
+pytest.importorskip(
+    "matplotlib", reason='the report extra is absent: pip install "audit-logging[report]"'
+)
 
 from audit_logging.cli import main
 from audit_logging.config import configure

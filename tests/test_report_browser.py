@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("matplotlib")
+pytest.importorskip(
+    "matplotlib", reason='the report extra is absent: pip install "audit-logging[report]"'
+)
 
 from matplotlib import image
 from test_report import Page, journal, logged

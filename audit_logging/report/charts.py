@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from audit_logging._optional import require_module
 from audit_logging.report.curves import Band, Curve, numpy
 from audit_logging.report.model import Marker
 
@@ -48,14 +49,13 @@ class Series:
 
 
 def _matplotlib() -> tuple[Any, Any, Any]:
-    try:
-        import matplotlib
-        from matplotlib.backends.backend_svg import FigureCanvasSVG
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError(
-            'the run report needs matplotlib: pip install "audit-logging[report]"'
-        ) from exc
+    """matplotlib, its Figure and SVG canvas; MissingExtraError names the ``report`` extra."""
+    matplotlib = require_module(
+        "matplotlib", extra="report", package="matplotlib", feature="The run report"
+    )
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+
     return matplotlib, Figure, FigureCanvasSVG
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
+from audit_logging._optional import require_module
+
 __all__ = ["COMPACT_AT", "SCREEN_BUCKETS", "Band", "Curve", "numpy"]
 
 #: The x positions a chart can show (about its width in pixels).
@@ -22,14 +24,8 @@ COMPACT_AT = 1 << 18
 
 
 def numpy() -> Any:
-    """numpy (a matplotlib dependency), or an ImportError naming the extra."""
-    try:
-        import numpy as np
-    except ImportError as exc:  # pragma: no cover - numpy comes with matplotlib
-        raise ImportError(
-            'the run report needs matplotlib: pip install "audit-logging[report]"'
-        ) from exc
-    return np
+    """numpy (a matplotlib dependency); MissingExtraError names the ``report`` extra."""
+    return require_module("numpy", extra="report", package="matplotlib", feature="The run report")
 
 
 def _to_array(values: Any) -> array[float]:
