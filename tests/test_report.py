@@ -463,3 +463,16 @@ def test_without_matplotlib_the_error_names_the_extra(demo: Path, tmp_path: Path
     )  # fmt: skip
     assert table.returncode == 0, table.stderr
     assert "hyperparameters: no difference" in table.stdout
+
+
+def test_a_rejects_file_is_not_read_as_the_journal(demo: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(demo, folder)
+    day = next(folder.rglob("*.jsonl")).name.rsplit("-", 3)[-3:]
+    rejected = {"event": "TRAINING_PROGRESS", "metrics_snapshot": {"step": 5, "bogus": 1.0},
+                "reason": "not serialisable", "writer": "JsonlHandler"}  # fmt: skip
+    (folder / "logs" / f"rejected-{'-'.join(day)}").write_text(json.dumps(rejected) + "\n")
+    page, _ = report(tmp_path, folder)
+    assert not [i for i in page.by_id if i.endswith("-series-bogus")]

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from audit_logging import reader
 from audit_logging._files import size_between_batches
-from audit_logging.chain import hasher_from_env, verify_paths
+from audit_logging.chain import hasher_from_env, log_kind, verify_paths
 
 __all__ = ["Item", "Verification", "read_items", "verify"]
 
@@ -73,7 +73,11 @@ def read_items(paths: Sequence[PathLike], on_error: Callable[[str], None]) -> It
     is not JSON is reported to ``on_error`` and skipped.
     """
     sources = reader.discover(paths)
-    journals = sorted(sources.journals, key=lambda p: (reader.journal_day(p), p.name))
+    # A writer's rejects file (rejected-DAY.jsonl) holds records it refused: not the run's.
+    journals = sorted(
+        (p for p in sources.journals if log_kind(p) == "journal" or p.suffix != ".jsonl"),
+        key=lambda p: (reader.journal_day(p), p.name),
+    )
     for path in journals:
         source = str(path)
         for number, line in reader.iter_lines_forwards(path, size_between_batches(path)):
