@@ -280,6 +280,7 @@ def test_hyperparameters_decisions_issues_actions(tmp_path: Path, logger: loggin
             "hp",
             extra={
                 "action_type": "hp_change",
+                "actor": "alice <ops>",
                 "details": {
                     "before": {"lr": 0.01, "batch": 32},
                     "after": {"lr": 0.001, "batch": 32},
@@ -305,6 +306,7 @@ def test_hyperparameters_decisions_issues_actions(tmp_path: Path, logger: loggin
     assert "accuracy" in page.text_by_id["metrics"] and "0.91" in page.text_by_id["metrics"]
     actions = page.text_by_id["actions"]
     assert "hp_change" in actions and "0.01" in actions and "0.001" in actions
+    assert "alice <ops>" in actions  # who did it
     assert "batch" not in actions.split("hp_change", 1)[1]  # unchanged values are not a change
     hp_markers = [i for i in page.ids("marker-") if page.by_id[i]["data-kind"] == "hyperparameters"]
     assert len(hp_markers) == 2  # HYPERPARAMETERS_SET and the hp_change action

@@ -288,6 +288,7 @@ def render_run(run: RunData, check: Verification) -> str:
         (
             esc(a.get("timestamp")),
             f'<span class="mono">{esc(a.get("action_type"))}</span>',
+            esc(a.get("actor")),
             esc(a.get("status")),
             _changes(a.get("details")),
             esc(a.get("error")),
@@ -313,7 +314,11 @@ def render_run(run: RunData, check: Verification) -> str:
         (
             "actions",
             f"Action audit ({len(run.actions)})",
-            table(("time", "action", "status", "changes / details", "error"), actions, cls="log"),
+            table(
+                ("time", "action", "actor", "status", "changes / details", "error"),
+                actions,
+                cls="log",
+            ),
         ),
     ]
     nav = "".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title, _ in sections)
