@@ -98,8 +98,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def journal_path(folder: Path) -> Path:
+    """The journal of a run folder (not the hidden manifest beside it)."""
+    (path,) = folder.rglob("ml-platform-*.jsonl")
+    return path
+
+
 def journal(folder: Path) -> list[dict[str, Any]]:
-    return [line for path in sorted(folder.rglob("*.jsonl")) for line in read_jsonl(path)]
+    return read_jsonl(journal_path(folder))
 
 
 # ---------------------------------------------------------------------- the header
@@ -163,7 +169,7 @@ def test_stopped_run_shows_the_reason(tmp_path: Path, logger: logging.Logger) ->
 
 def test_run_without_closing_line_is_unknown(tmp_path: Path, logger: logging.Logger) -> None:
     folder = logged(tmp_path, logger, lambda run: run.progress(step=0, loss=1.0))
-    path = next(folder.rglob("*.jsonl"))
+    path = journal_path(folder)
     kept = path.read_bytes().splitlines(keepends=True)[:-1]  # a run killed before its end
     path.write_bytes(b"".join(kept))
     for digest in folder.rglob("*.digest.json"):
@@ -179,7 +185,7 @@ def test_tampered_folder_is_said_in_the_header(
 
     folder = tmp_path / "copy"
     shutil.copytree(demo, folder)
-    path = next(folder.rglob("*.jsonl"))
+    path = journal_path(folder)
     text = path.read_text(encoding="utf-8")
     edited = re.sub(r'"val_accuracy":0\.8\d+', '"val_accuracy":0.99', text, count=1)
     assert edited != text
@@ -415,7 +421,7 @@ def test_the_command_in_a_fresh_process(demo: Path, tmp_path: Path) -> None:
 
     folder = tmp_path / "copy"
     shutil.copytree(demo, folder)
-    path = next(folder.rglob("*.jsonl"))
+    path = journal_path(folder)
     path.write_bytes(
         b"".join(path.read_bytes().splitlines(keepends=True)[:-2])
     )  # its digest says how far it went
@@ -472,7 +478,7 @@ def test_a_rejects_file_is_not_read_as_the_journal(demo: Path, tmp_path: Path) -
 
     folder = tmp_path / "copy"
     shutil.copytree(demo, folder)
-    day = next(folder.rglob("*.jsonl")).name.rsplit("-", 3)[-3:]
+    day = journal_path(folder).name.rsplit("-", 3)[-3:]
     rejected = {"event": "TRAINING_PROGRESS", "metrics_snapshot": {"step": 5, "bogus": 1.0},
                 "reason": "not serialisable", "writer": "JsonlHandler"}  # fmt: skip
     (folder / "logs" / f"rejected-{'-'.join(day)}").write_text(json.dumps(rejected) + "\n")

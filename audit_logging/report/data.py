@@ -1,38 +1,26 @@
 """The report's only door to the logs: every file it reads, it reads here.
 
 Two functions, :func:`read_items` (the records, streamed) and :func:`verify`
-(what the chain check found), so that moving the report from one read layer to
-another is a change to this file alone. Today they sit on
-:mod:`audit_logging.reader` and :func:`audit_logging.chain.verify_paths`; the
-read package (``audit_logging.read``: ``catalogue``, ``iter_records``,
-``verify``) replaces both once it is merged.
-
-Journal lines come in the order written (file after file, day order) and are
-parsed with orjson when it is installed: on a 1 M-line journal, ``json.loads``
-alone takes about 6 s of the report's 10 s budget, orjson about 1.5 s.
+(what the chain check found), on the read package (``audit_logging.read``:
+``catalogue``, ``iter_records``, ``verify``), so that the report reads and
+verifies exactly as the other commands do, and a change of read layer is a
+change to this file alone.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from audit_logging import reader
-from audit_logging._files import size_between_batches
-from audit_logging.chain import hasher_from_env, log_kind, verify_paths
+from audit_logging.read import catalogue, iter_records
+from audit_logging.read import verify as verify_catalogue
 
 __all__ = ["Item", "Verification", "read_items", "verify"]
 
-_loads: Callable[[bytes], Any]
-try:  # the `fast` extra; why: see the module docstring
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover - orjson is in `all`
-    _loads = json.loads
-
 PathLike = str | os.PathLike[str]
+_KINDS = ("journal", "action", "warning")
 
 
 class Item(NamedTuple):
@@ -49,7 +37,8 @@ class Verification:
 
     ``files`` is the number of chained files checked (0: nothing could be
     verified); ``problems`` one line each; ``unproven`` the bytes that could
-    not be proven either way (a writer still open), one line each.
+    not be proven either way (a writer still open, lines after the last seal),
+    one line each.
     """
 
     ok: bool
@@ -67,60 +56,24 @@ class Verification:
 
 
 def read_items(paths: Sequence[PathLike], on_error: Callable[[str], None]) -> Iterator[Item]:
-    """Every record under ``paths``: journal lines as written, then actions and warnings.
+    """Every record under ``paths``, oldest first, all kinds merged by timestamp.
 
     Raises ``FileNotFoundError`` for a path that does not exist. A line that
-    is not JSON is reported to ``on_error`` and skipped.
+    is not JSON is reported to ``on_error`` and skipped. A writer's rejects
+    file is not the run's (kind ``rejected``, left out), and an action in both
+    ``audit_log.json`` and ``audit_log.csv`` of a folder comes once.
     """
-    sources = reader.discover(paths)
-    # A writer's rejects file (rejected-DAY.jsonl) holds records it refused: not the run's.
-    journals = sorted(
-        (p for p in sources.journals if log_kind(p) == "journal" or p.suffix != ".jsonl"),
-        key=lambda p: (reader.journal_day(p), p.name),
-    )
-    for path in journals:
-        source = str(path)
-        for number, line in reader.iter_lines_forwards(path, size_between_batches(path)):
-            try:
-                data = _loads(line)
-            except ValueError:
-                data = _stdlib_loads(line)  # orjson refuses integers beyond 64 bits
-            if data is None:
-                on_error(f"{source}:{number}: malformed line skipped: {line[:60]!r}")
-                continue
-            if isinstance(data, dict):
-                yield Item("journal", source, data)
-    rest = reader.Sources(
-        actions_json=sources.actions_json,
-        actions_csv=sources.actions_csv,
-        warnings=sources.warnings,
-    )
-    # One writer set puts an action in both audit_log.json and audit_log.csv of a
-    # folder: it is one action (same folder, timestamp, type, status, error).
-    seen: set[tuple[str, ...]] = set()
-    for entry in reader.iter_entries(rest, newest_first=False, on_error=on_error):
-        if entry.kind == "action":
-            d = entry.data
-            key = tuple(str(d.get(k)) for k in ("timestamp", "action_type", "status", "error"))
-            key = (os.path.dirname(entry.source), *key)
-            if entry.source.endswith(".csv") and key in seen:
-                continue
-            seen.add(key)
-        yield Item(entry.kind, entry.source, entry.data)
-
-
-def _stdlib_loads(line: bytes) -> Any:
-    try:
-        return json.loads(line)
-    except ValueError:
-        return None
+    cat = catalogue(paths)
+    for record in iter_records(cat, newest_first=False, kinds=_KINDS, on_error=on_error):
+        yield Item(record.kind, record.source, record.data)
 
 
 def verify(paths: Sequence[PathLike]) -> Verification:
-    """Check the hash chains and digests of the journals and action logs under ``paths``.
+    """Check the hash chains, digests and manifests of the files under ``paths``.
 
     The HMAC key, if any, comes from ``AUDIT_LOG_HMAC_KEY`` as for ``verify``.
     """
-    report = verify_paths(paths, hasher_from_env())
+    report = verify_catalogue(catalogue(paths))
     problems = [str(p) for p in sorted(report.problems, key=lambda p: (p.path, p.line or 0))]
-    return Verification(report.ok, report.files, report.lines, problems)
+    unproven = [str(u) for u in report.unproven]
+    return Verification(report.ok, report.files, report.lines, problems, unproven)
