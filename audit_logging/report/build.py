@@ -10,7 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from audit_logging.report import data
+from audit_logging.report.data import Verification, read_items, verify
 from audit_logging.report.model import RunData, build_runs
 
 __all__ = ["ReportError", "compare_runs", "load_runs", "pick_run", "write_compare", "write_report"]
@@ -33,7 +33,7 @@ def _paths(paths: Paths) -> list[PathLike]:
     return list(paths)
 
 
-def _verify_meanwhile(paths: list[PathLike]) -> Callable[[], data.Verification]:
+def _verify_meanwhile(paths: list[PathLike]) -> Callable[[], Verification]:
     """Start verifying ``paths``; the returned function waits for the result.
 
     Verifying reads every byte a second time (about 3 s of a 1 M-line
@@ -42,14 +42,14 @@ def _verify_meanwhile(paths: list[PathLike]) -> Callable[[], data.Verification]:
     (their locks would be copied held), so with threads it runs here, later.
     """
     if threading.active_count() > 1 or "fork" not in mp.get_all_start_methods():
-        return lambda: data.verify(paths)
+        return lambda: verify(paths)
     try:
         pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
-        future = pool.submit(data.verify, paths)
+        future = pool.submit(verify, paths)
     except OSError:  # no process can be started here: verify in this one
-        return lambda: data.verify(paths)
+        return lambda: verify(paths)
 
-    def result() -> data.Verification:
+    def result() -> Verification:
         try:
             return future.result()
         finally:
@@ -64,7 +64,7 @@ def load_runs(paths: Paths, *, on_error: Callable[[str], None] = _ignore) -> lis
     Raises ``FileNotFoundError`` for a missing path and :class:`ReportError`
     when there is no audit output at all.
     """
-    runs = build_runs(data.read_items(_paths(paths), on_error))
+    runs = build_runs(read_items(_paths(paths), on_error))
     if not runs:
         raise ReportError("no audit output found under " + " ".join(map(str, _paths(paths))))
     return runs
@@ -124,7 +124,7 @@ def compare_runs(
     session_a: str | None = None,
     session_b: str | None = None,
     on_error: Callable[[str], None] = _ignore,
-) -> tuple[dict[str, Any], tuple[RunData, RunData], tuple[data.Verification, data.Verification]]:
+) -> tuple[dict[str, Any], tuple[RunData, RunData], tuple[Verification, Verification]]:
     """Compare run A with run B (each the given session, or the latest under its paths).
 
     Returns the comparison as data (the ``--json`` shape), the two runs and
@@ -134,7 +134,7 @@ def compare_runs(
 
     run_a = pick_run(load_runs(a, on_error=on_error), session_a)
     run_b = pick_run(load_runs(b, on_error=on_error), session_b)
-    check_a, check_b = data.verify(_paths(a)), data.verify(_paths(b))
+    check_a, check_b = verify(_paths(a)), verify(_paths(b))
     names = (" ".join(map(str, _paths(a))), " ".join(map(str, _paths(b))))
     return compare_dict(run_a, run_b, check_a, check_b, names), (run_a, run_b), (check_a, check_b)
 
