@@ -390,7 +390,7 @@ def _cmd_warnings(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from audit_logging.demo import run_demo
+    from audit_logging.demo import run_demo, write_demo_report
 
     out = Path(args.out)
     files = run_demo(out)
@@ -403,6 +403,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 print(f"      {count:4d}  {event}")
             for issue in info["issues"]:
                 print(f"      issue: {issue}")
+    cat = catalogue([out])
+    totals = summarize(cat).as_dict()
+    checked = verify(cat)
+    print(
+        f"\nSummary: {totals['journal_lines']} journal lines, {totals['actions']} actions, "
+        f"{totals['warnings']} warning(s), {len(totals['sessions'])} run(s); verify: "
+        + ("intact" if checked.ok else f"{len(checked.problems)} problem(s)")
+    )
+    try:
+        pages = write_demo_report(out)
+    except ImportError as exc:  # the report extra is not installed
+        print(f"Report: not written ({exc})")
+    else:
+        for page in pages:
+            print(f"Report: {page.resolve()}")
     print(f"\nNext: audit-logging summary {out}   |   audit-logging verify {out}")
     return 0
 

@@ -26,7 +26,7 @@ from audit_logging.config import configure
 from audit_logging.resume import checkpoint_load
 from audit_logging.training import TrainingRun
 
-__all__ = ["DEMO_FORMATS", "run_demo", "run_demo_training"]
+__all__ = ["DEMO_FORMATS", "describe", "run_demo", "run_demo_training", "write_demo_report"]
 
 #: The outputs the demo writes: all four writers.
 DEMO_FORMATS = ("jsonl", "json", "csv", "warnings")
@@ -73,6 +73,16 @@ def run_demo(out: Path) -> dict[str, object]:
         handler.close()
         logging.getLogger("audit_demo").removeHandler(handler)
     return describe(out)
+
+
+def write_demo_report(out: Path) -> list[Path]:
+    """The demo's run report, ``report.html`` under ``out`` (one per run if it holds several).
+
+    Needs the ``report`` extra (matplotlib): ``MissingExtraError`` names it otherwise.
+    """
+    from audit_logging.report import write_report
+
+    return write_report([out], out / "report.html")
 
 
 def describe(out: Path) -> dict[str, object]:

@@ -80,6 +80,7 @@ SQL = [
     ("sql_duckdb", "audit-logging sql: grouped count, 1M lines in 20 runs (50k in --quick)"),
     ("sql_jq", "jq reduce: the same grouped count"),
 ]
+REPORT = [("report", "audit-logging report, 1M-line journal (20k in --quick)")]
 SEALS = [
     ("tree", "seals: RFC 6962 tree kept per line, beside the chain's hash"),
     ("prove", "seals: prove one line of a 10M-line journal (200k in --quick), check_proof"),
@@ -105,6 +106,7 @@ FAMILIES: dict[str, list[tuple[str, str]]] = {
     "sql": SQL,
     "threads": THREADS,
     "seals": SEALS,
+    "report": REPORT,
     "memory": MEMORY,
 }
 #: Suites that build their own large inputs and run their commands as a user
@@ -117,7 +119,7 @@ QUICK_SKIP = {("growth", "array_100k")} | {
     ("threads", case) for case, _ in THREADS if case.endswith(("_2", "_4"))
 }
 ENV = {("caller", "audit_jsonl_stdlib_json"): {"BENCH_NO_ORJSON": "1"}}
-TIMEOUT = {"memory": 900.0, "sql": 600.0, "seals": 600.0}
+TIMEOUT = {"memory": 900.0, "sql": 600.0, "seals": 600.0, "report": 600.0}
 #: Scratch bytes a family's child writes, for those that may need a RAM-backed folder.
 SCRATCH_BYTES = {"memory": 10_000_000 * 500}
 
@@ -410,6 +412,11 @@ def report(results: dict[tuple[str, str], Result]) -> tuple[str, list[dict[str, 
         ),
         ("sql", SQL, [("wall_s", 1, 2, "s"), ("lines_per_s", 1e-3, 0, "k lines/s")]),
         (
+            "report",
+            REPORT,
+            [("wall_s", 1, 2, "s wall"), ("peak_rss_mb", 1, 0, "MB peak RSS")],
+        ),
+        (
             "seals",
             SEALS,
             [
@@ -609,6 +616,24 @@ def evaluate(results: dict[tuple[str, str], Result]) -> list[dict[str, Any]]:
             r,
             r is not None and r < 1,
             f"{r:.2f}x jq's time ({duck:.2f} s vs {jq:.2f} s)" if r else "",
+        )
+    )
+    full = (med("report", "report", "lines") or 0) >= 1_000_000
+    wall, peak = med("report", "report", "wall_s"), med("report", "report", "peak_rss_mb")
+    out.append(
+        check(
+            "report of a 1M-line journal < 10 s",
+            wall,
+            (wall < 10) if full and wall is not None else None,
+            f"{wall:.2f} s" + ("" if full else " (--quick size: no verdict)") if wall else "",
+        )
+    )
+    out.append(
+        check(
+            "report of a 1M-line journal < 300 MB peak RSS",
+            peak,
+            (peak < 300) if full and peak is not None else None,
+            f"{peak:.0f} MB" + ("" if full else " (--quick size: no verdict)") if peak else "",
         )
     )
     prove_ms = med("seals", "prove", "prove_ms_max")

@@ -90,3 +90,18 @@ def test_each_readme_command_reads_the_demo_output(
     assert status == 0, captured.err
     if argv[0] == "warnings":
         assert "checkpoint_corrupted" in captured.out
+
+
+def test_the_demo_command_prints_a_summary_and_the_path_of_its_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "demo-logs"
+    assert main(["demo", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    summary = next(line for line in printed.splitlines() if line.startswith("Summary: "))
+    assert "1 run(s)" in summary and summary.endswith("verify: intact")
+    report = Path(next(line for line in printed.splitlines() if line.startswith("Report: "))[8:])
+    assert report == (out / "report.html").resolve()
+    page = report.read_text(encoding="utf-8")
+    assert "<svg" in page and "Files verified intact" in page
