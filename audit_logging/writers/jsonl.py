@@ -2,7 +2,11 @@
 
 File layout: ``{directory}/{prefix}-{YYYY-MM-DD}.jsonl`` (UTC day of the
 record's creation time), or ``{prefix}-{YYYY-MM-DD}-{session_id}.jsonl`` with
-``per_session=True``. One record per line, in the field order of
+``per_session=True``; in a distributed job (world size above 1, see
+:mod:`audit_logging.context`) each rank writes its own file, named by host and
+rank: ``{prefix}-{YYYY-MM-DD}[-{session_id}]-{host}-r{rank}.jsonl``, so that
+ranks on different machines never share a file, and so no lock (a shared NFS
+folder cannot be trusted with file locks). One record per line, in the field order of
 :data:`audit_logging.schema.JOURNAL_FIELDS` and the context fields, ``seq``
 numbering the lines of each file from 1.
 
@@ -139,6 +143,12 @@ def read_tail(fd: int, size: int) -> tuple[int, str | None, bool]:
     return 0, None, ends_clean
 
 
+def _file_rank() -> int | None:
+    """This process's rank when it is one of several (its journal is its own), else ``None``."""
+    ctx = run_context.current()
+    return ctx.rank if ctx.world_size is not None and ctx.world_size > 1 else None
+
+
 class JsonlHandler(AuditWriter):
     """Writes records carrying ``event`` as lines of a daily JSONL journal.
 
@@ -202,7 +212,7 @@ class JsonlHandler(AuditWriter):
         #: A line longer than this is cut inside its containers (see :func:`truncate_fields`).
         self.max_record_bytes = max_record_bytes
         self._journals: dict[str, _Journal] = {}
-        self._paths: dict[tuple[str, str], str] = {}
+        self._paths: dict[tuple[str, str, int | None], str] = {}
         self._contexts: dict[tuple[str, str, int | None, str, run_context.RunContext], bytes] = {}
         #: Digest writes that failed (each is tried again at the next batch and at close).
         self.digests_failed = 0
@@ -213,20 +223,24 @@ class JsonlHandler(AuditWriter):
         self.seals_failed = 0
         self._seal_failing = False
 
-    def path_for(self, day: str, session: str | None = None) -> str:
-        """The journal file of UTC ``day`` (``YYYY-MM-DD``)."""
+    def path_for(self, day: str, session: str | None = None, rank: int | None = None) -> str:
+        """The journal file of UTC ``day`` (``YYYY-MM-DD``); of ``rank`` in a distributed job."""
         name = f"{self.prefix}-{day}"
         if self.per_session:
             name += f"-{session or session_id()}"
+        if rank is not None:
+            name += f"-{run_context.HOST}-r{rank}"
         return os.path.join(self.directory, name + ".jsonl")
 
     @property
     def baseFilename(self) -> str:
         """Today's journal path (as ``logging.FileHandler.baseFilename``)."""
-        return os.path.abspath(self.path_for(time.strftime("%Y-%m-%d", time.gmtime())))
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        return os.path.abspath(self.path_for(day, rank=_file_rank()))
 
     def write_records(self, records: Sequence[logging.LogRecord]) -> None:
         session = session_id()
+        rank = _file_rank()
         # path -> (lines, their records): a failed file gives back only its
         # records and the later files' ones, not those already on disk.
         by_path: dict[str, tuple[list[bytes], list[logging.LogRecord]]] = {}
@@ -260,7 +274,7 @@ class JsonlHandler(AuditWriter):
                 self.reject(record, exc)
                 continue
             if day != last_day:
-                bodies, owners = by_path.setdefault(self._path(day, session), ([], []))
+                bodies, owners = by_path.setdefault(self._path(day, session, rank), ([], []))
                 last_day = day
             cuts = record.__dict__.get(CUTS_KEY)
             if cuts:  # what the caller's snapshot cut
@@ -296,12 +310,12 @@ class JsonlHandler(AuditWriter):
             context = self._contexts[key] = b"," + dumps(journal_context(record, session))[1:-1]
         return context
 
-    def _path(self, day: str, session: str) -> str:
-        path = self._paths.get((day, session))
+    def _path(self, day: str, session: str, rank: int | None) -> str:
+        path = self._paths.get((day, session, rank))
         if path is None:
             if len(self._paths) > 64:
                 self._paths.clear()
-            path = self._paths[day, session] = self.path_for(day, session)
+            path = self._paths[day, session, rank] = self.path_for(day, session, rank)
         return path
 
     def _journal(self, path: str) -> _Journal:

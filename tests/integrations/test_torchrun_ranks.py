@@ -82,8 +82,9 @@ def test_each_rank_of_a_torchrun_job_knows_its_rank_and_shares_one_session(tmp_p
 def test_a_torchrun_job_writes_one_run_and_the_failure_where_it_happened(tmp_path: Path) -> None:
     _torchrun(tmp_path, "train", TRAIN)
     lines = {
-        rank: [json.loads(line) for p in sorted((tmp_path / "train" / f"r{rank}" / "logs").glob("*.jsonl"))
-               for line in p.read_text().splitlines()]
+        # A rank's lines, in time order over its files (one per rank once the job is known).
+        rank: sorted([json.loads(line) for p in sorted((tmp_path / "train" / f"r{rank}" / "logs").glob("*.jsonl"))
+               for line in p.read_text().splitlines()], key=lambda line: line["timestamp"])
         for rank in (0, 1)
     }  # fmt: skip
     events = {rank: [line["event"] for line in found] for rank, found in lines.items()}
