@@ -701,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the interleaving order")
     args = parser.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else 5)
-    families = args.only or list(FAMILIES)
+    families = args.only or [*FAMILIES, *SUITES]
     out_dir = args.out.resolve()
 
     results: dict[tuple[str, str], Result] = {}

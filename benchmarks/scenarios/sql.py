@@ -71,7 +71,7 @@ def _journals(directory: str) -> list[str]:
         os.path.join(d, n)
         for d, _, names in os.walk(directory)
         for n in names
-        if n.endswith(".jsonl")
+        if n.endswith(".jsonl") and not n.startswith(".")  # not the writers' manifest
     )
 
 
