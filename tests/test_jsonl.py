@@ -57,6 +57,26 @@ def test_writes_every_field_with_explicit_nulls(tmp_path: Path, logger: logging.
     assert line["timestamp"].startswith(today) and line["timestamp"].endswith("Z")
 
 
+def test_integers_beyond_a_double_are_written_as_strings(
+    tmp_path: Path, logger: logging.Logger
+) -> None:
+    # jq and JSON Schema readers parse numbers as doubles: 2**53 + 1 would be rounded.
+    handler = JsonlHandler(directory=tmp_path)
+    logger.addHandler(handler)
+    metrics = {"big": 2**53 + 1, "edge": 2**53 - 1, "low": -(2**53 + 1), "huge": 2**70}
+    logger.info("m", extra={"event": "TRAINING_PROGRESS", "metrics_snapshot": metrics})
+    handler.flush()
+    [path] = journal_files(tmp_path)
+    [line] = read_jsonl(path)
+    assert line["metrics_snapshot"] == {
+        "big": "9007199254740993",
+        "edge": 9007199254740991,
+        "low": "-9007199254740993",
+        "huge": str(2**70),
+    }
+    assert verify_paths([path]).ok
+
+
 def test_records_without_event_are_not_journal_lines(
     tmp_path: Path, logger: logging.Logger
 ) -> None:

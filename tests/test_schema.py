@@ -166,6 +166,7 @@ def test_the_stdlib_json_backend_writes_the_same_values(tmp_path: Path) -> None:
     # Without the `fast` extra the journal is encoded by the stdlib: same rules.
     payload = """{
         "nan": math.nan, "inf": -math.inf, "ok": 1.5, "big": 2**70,
+        "past_double": 2**53 + 1, "double": 2**53 - 1,
         "when": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
         "array": np.array([1.0, np.nan]), "np": np.int64(3), "keys": {1: "a", None: "b"},
         "text": "caf\\u00e9 \\u2028", "bytes": b"\\xff", "tags": {"b", "a"},
@@ -183,3 +184,5 @@ sys.stdout.write(schema.dumps({payload}).decode("utf-8"))
     assert done.returncode == 0, done.stderr
     assert "\u2028" not in done.stdout  # escaped, as orjson's output is
     assert strict_loads(done.stdout) == strict_loads(dumps(eval(payload)))
+    written = strict_loads(done.stdout)
+    assert (written["past_double"], written["double"]) == ("9007199254740993", 2**53 - 1)
