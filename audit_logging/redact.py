@@ -72,6 +72,8 @@ CYCLE: Final = "<cycle>"
 _CLEAN_KEY: Final = "clean"
 _SECRET_KEY: Final = "secret key"  # its value is masked
 _SECRET_IN_KEY: Final = "secret in key"  # the key's own text holds a secret
+# Value types that hold no text: under a clean key there is nothing to mask.
+_PLAIN_TYPES: Final = frozenset({int, float, bool, type(None)})
 
 _PEM = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----.*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|\Z)",
@@ -149,6 +151,8 @@ class Redactor:
         self._triggers = _triggers(self.keys)
         self._texts: dict[str, str] = {}
         self._key_verdicts: dict[Any, str] = {}
+        # The str keys whose verdict is clean, as a set for one C-level subset test.
+        self._clean_keys: set[str] = set()
 
     def text(self, value: str) -> str:
         cached = self._texts.get(value)
@@ -215,6 +219,12 @@ class Redactor:
         # text in keys) is decided in one place. ``inside`` holds the ids of the
         # dicts being checked around this one: a dict met again inside itself is
         # a cycle, checked where it first appeared (as redact() does).
+        # Metrics dicts (clean keys seen before, numbers) take two C-level set
+        # tests instead of a loop; no number can be "service_account" either.
+        if self._clean_keys.issuperset(value) and _PLAIN_TYPES.issuperset(
+            map(type, value.values())
+        ):
+            return value
         verdicts, texts = self._key_verdicts, self._texts
         for k, v in value.items():
             verdict = verdicts.get(k)
@@ -222,6 +232,8 @@ class Redactor:
                 verdict = self._key_verdict(k)
                 if len(verdicts) < self._CACHE_LIMIT:
                     verdicts[k] = verdict
+                    if verdict is _CLEAN_KEY and type(k) is str:
+                        self._clean_keys.add(k)
             tv = type(v)
             if verdict is _SECRET_KEY:
                 if v is None or tv is bool:

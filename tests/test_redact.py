@@ -175,3 +175,16 @@ def test_the_writers_redactor_masks_what_redact_masks_in_keys_too() -> None:
     assert "pw12345" not in json.dumps(Redactor()(value))
     clean = {"loss": 0.5, "name": "resnet"}
     assert Redactor()(clean) is clean
+
+
+def test_a_clean_key_seen_with_numbers_still_has_its_text_checked() -> None:
+    # The redactor remembers clean keys; a later text under one is still looked at.
+    redactor = Redactor()
+    metrics = {"loss": 0.3, "step": 2, "done": False, "note": None}
+    for _ in range(3):
+        assert redactor(metrics) is metrics
+    leaked = {"loss": 0.3, "step": "password=hunter2", "done": False, "note": None}
+    assert redactor(leaked) == {**leaked, "step": f"password={REDACTED}"}
+    assert redactor({"loss": 0.3, "api_key": 12345}) == {"loss": 0.3, "api_key": REDACTED}
+    keyed = {"loss": 0.3, 1: {"token": "abc"}}
+    assert redactor(keyed) == {"loss": 0.3, 1: {"token": REDACTED}}
