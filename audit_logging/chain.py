@@ -123,19 +123,31 @@ def link_lines(
     * CSV (``csv=True``, bodies are rows without their line end):
       ``cells,N,H``, ``H = link(previous, 'cells,N')``.
     """
-    lines = []
+    lines: list[bytes] = []
+    append = lines.append
     if csv:
         for body in bodies:
             seq += 1
             unhashed = b"%s,%d" % (body, seq)
             last = link(last, unhashed)
-            lines.append(b"%s,%s%s" % (unhashed, last, end))
-    else:
+            append(b"%s,%s%s" % (unhashed, last, end))
+        return lines, seq, last
+    owner = getattr(link, "__self__", None)
+    if type(owner) is Hasher and owner.key is None and link == owner.link:
+        # Plain SHA-256 inlined (Hasher.link's own formula): a method call per
+        # line is a tenth of the linking cost.
+        sha256 = hashlib.sha256
         for body in bodies:
             seq += 1
-            unhashed = b'%s,"seq":%d}' % (body, seq)
-            last = link(last, unhashed)
-            lines.append(b'%s,"hash":"%s"}%s' % (unhashed[:-1], last, end))
+            head = b'%s,"seq":%d' % (body, seq)
+            last = sha256(last + head + b"}").hexdigest().encode("ascii")
+            append(b'%s,"hash":"%s"}%s' % (head, last, end))
+        return lines, seq, last
+    for body in bodies:
+        seq += 1
+        head = b'%s,"seq":%d' % (body, seq)
+        last = link(last, head + b"}")
+        append(b'%s,"hash":"%s"}%s' % (head, last, end))
     return lines, seq, last
 
 
