@@ -80,7 +80,7 @@ def main() -> None:
     if schema.JSON_BACKEND == "orjson":
         import orjson
 
-        options = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_UTC_Z
+        options = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_UTC_Z | orjson.OPT_STRICT_INTEGER
         parts["orjson alone"] = per_call_us(lambda: orjson.dumps(fields, None, options), n)
         non_str = options | orjson.OPT_NON_STR_KEYS
         parts["orjson, OPT_NON_STR_KEYS"] = per_call_us(
