@@ -27,6 +27,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -461,10 +462,22 @@ if importlib.util.find_spec("orjson") is not None:
 
     JSON_BACKEND: str = "orjson"
 else:  # pragma: no cover - run in a subprocess by test_schema.py (orjson blocked)
+    # An integer token of 16 digits or more (not a float's digits): it may be
+    # beyond a double's, and the json module writes any int as digits, with no hook.
+    _LONG_INT: Final = re.compile(rb"(?<![\d.])-?\d{16,}(?![\d.eE])")
+    # The regex scans slowly (15 us a line); a translate and a substring test
+    # (C loops, 0.5 us) rule out most lines first: no 16 digits in a row.
+    _DIGITS_AS_ZERO: Final = bytes.maketrans(b"123456789", b"000000000")
+    _SIXTEEN_DIGITS: Final = b"0" * 16
 
     def _dumps_fast(obj: Any) -> bytes:
-        # The json module writes any int as digits, with no hook: convert first so
-        # that ints beyond 53 bits become strings, as with orjson.
+        data = json.dumps(
+            obj, default=to_jsonable, allow_nan=False, ensure_ascii=False, separators=(",", ":")
+        ).encode("utf-8")
+        if _SIXTEEN_DIGITS not in data.translate(_DIGITS_AS_ZERO) or _LONG_INT.search(data) is None:
+            return data
+        # Rare (or digits inside a string): convert first, so that ints beyond
+        # 53 bits become strings, as with orjson.
         return json.dumps(
             to_jsonable(obj), allow_nan=False, ensure_ascii=False, separators=(",", ":")
         ).encode("utf-8")
