@@ -90,7 +90,7 @@ def test_lightning_ddp_ranks_know_their_place_and_share_the_session(tmp_path: Pa
     # AuditCallback on both ranks: the run's lines once, from rank 0, in the job's session.
     lines = {
         # A rank's lines, in time order over its files (one per rank once the job is known).
-        rank: sorted([json.loads(line) for p in sorted((out / f"r{rank}" / "logs").glob("*.jsonl"))
+        rank: sorted([json.loads(line) for p in sorted((out / f"r{rank}" / "logs").glob("[!.]*.jsonl"))
                for line in p.read_text().splitlines()], key=lambda line: line["timestamp"])
         for rank in (0, 1)
     }  # fmt: skip

@@ -83,7 +83,7 @@ def test_a_torchrun_job_writes_one_run_and_the_failure_where_it_happened(tmp_pat
     _torchrun(tmp_path, "train", TRAIN)
     lines = {
         # A rank's lines, in time order over its files (one per rank once the job is known).
-        rank: sorted([json.loads(line) for p in sorted((tmp_path / "train" / f"r{rank}" / "logs").glob("*.jsonl"))
+        rank: sorted([json.loads(line) for p in sorted((tmp_path / "train" / f"r{rank}" / "logs").glob("[!.]*.jsonl"))
                for line in p.read_text().splitlines()], key=lambda line: line["timestamp"])
         for rank in (0, 1)
     }  # fmt: skip
