@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audit_logging._verdicts import Problem, Unproven
 from audit_logging.seals.checkpoint import Checkpoint, read_checkpoint
 from audit_logging.seals.forward import VerificationKey
 from audit_logging.seals.merkle import TreeState
@@ -39,10 +40,10 @@ from audit_logging.seals.sealer import list_seals
 
 __all__ = [
     "DEFAULT_GRACE",
+    "Problem",
     "SealChecker",
-    "SealProblem",
     "SealReport",
-    "Unsealed",
+    "Unproven",
     "check_catalogue",
     "verify_journal_seals",
     "verify_since",
@@ -52,40 +53,6 @@ __all__ = [
 DEFAULT_GRACE = 60.0
 _Report = Callable[..., None]
 _TIMESTAMP = re.compile(rb'"timestamp":\s*"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z?"')
-
-
-@dataclass(frozen=True)
-class SealProblem:
-    """One thing a seal check found wrong (fields and text of the read package's ``Problem``)."""
-
-    path: str
-    line: int | None
-    kind: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line is not None else self.path
-        return f"{where}: {self.kind}: {self.message}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "line": self.line, "kind": self.kind, "message": self.message}
-
-
-@dataclass(frozen=True)
-class Unsealed:
-    """Bytes after a journal's last seal (fields and text of the read package's ``Unproven``)."""
-
-    path: str
-    bytes: int
-    lines: int | None
-    reason: str
-
-    def __str__(self) -> str:
-        lines = f", {self.lines} line(s)" if self.lines is not None else ""
-        return f"{self.path}: unproven: {self.bytes} byte(s){lines}: {self.reason}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "bytes": self.bytes, "lines": self.lines, "reason": self.reason}
 
 
 @dataclass
@@ -98,7 +65,7 @@ class SealReport:
     sealed_lines: int = 0
     bytes: int = 0
     sealed_bytes: int = 0
-    problems: list[SealProblem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     last: Checkpoint | None = None
 
     @property
@@ -190,7 +157,7 @@ class SealChecker:
         self._bytes = self._sealed_bytes = 0
 
     def _problem(self, line: int | None, kind: str, message: str, where: str = "") -> None:
-        self.report.problems.append(SealProblem(where or self.name, line, kind, message))
+        self.report.problems.append(Problem(where or self.name, line, kind, message))
 
     def feed(self, lines: list[bytes]) -> None:
         """The journal's next whole lines, without their newlines, in file order."""
@@ -330,7 +297,7 @@ def verify_since(
     *,
     verifiers: Iterable[Verifier] = (),
     verification_key: VerificationKey | None = None,
-) -> list[SealProblem]:
+) -> list[Problem]:
     """Check that the journal today extends an earlier signed checkpoint (RFC 6962 consistency).
 
     The earlier checkpoint's signature is checked first (by the keys given);
@@ -347,11 +314,11 @@ def verify_since(
     try:
         old = read_checkpoint(data)
     except NoteError as exc:
-        return [SealProblem(name, None, "since-malformed", f"not a signed checkpoint: {exc}")]
-    found: list[SealProblem] = []
+        return [Problem(name, None, "since-malformed", f"not a signed checkpoint: {exc}")]
+    found: list[Problem] = []
 
     def problem(line: int | None, kind: str, message: str, where: str = name) -> None:
-        found.append(SealProblem(where, line, kind, message))
+        found.append(Problem(where, line, kind, message))
 
     keys: dict[int, Verifier] = {}
     if verification_key is not None and old.epoch is not None:
@@ -393,9 +360,9 @@ def check_catalogue(
 
     ``seal_files``: the catalogue's seal files (objects with ``.path``, or
     paths); ``journals``: the journals ``verify`` read; ``report``: its
-    ``VerifyReport``, to which :class:`SealProblem` (kind ``seal``) and
-    :class:`Unsealed` entries are added (same fields and text as the read
-    package's ``Problem`` and ``Unproven``). ``public_key`` (PEM file or
+    ``VerifyReport``, to which :class:`Problem` (kind ``seal``) and
+    :class:`Unproven` entries are added (the read package's own types, from
+    :mod:`audit_logging._verdicts`). ``public_key`` (PEM file or
     verifier key strings) and ``verification_key`` (forward-secure) name the
     keys that must have signed; with one given, a journal without seals is a
     problem and the lines after its last seal are unproven. Without a key, the
@@ -418,31 +385,29 @@ def check_catalogue(
         name = str(journal)
         if journal not in sealed and not seals_dir(journal).is_dir():
             if keyed:
-                report.problems.append(SealProblem(name, None, "seal", "no seal: not signed"))
+                report.problems.append(Problem(name, None, "seal", "no seal: not signed"))
             continue
         checked = verify_journal_seals(journal, verifiers=verifiers, verification_key=vk)
         for p in checked.problems:
-            report.problems.append(SealProblem(p.path, p.line, "seal", f"{p.kind}: {p.message}"))
+            report.problems.append(Problem(p.path, p.line, "seal", f"{p.kind}: {p.message}"))
         if keyed and checked.unsealed_lines:
             report.unproven.append(
-                Unsealed(
+                Unproven(
                     name, checked.unsealed_bytes, checked.unsealed_lines, "after the last seal"
                 )
             )
     for journal in sorted(sealed - set(paths)):
         if not journal.exists():
             message = "its seals are here but the journal is missing"
-            report.problems.append(SealProblem(str(journal), None, "seal", message))
+            report.problems.append(Problem(str(journal), None, "seal", message))
     if since is not None:
         data = Path(os.fspath(since)).read_bytes()
         origin = read_checkpoint(data).origin
         matches = [j for j in paths if origin.endswith("/" + j.name)]
         if not matches:
             report.problems.append(
-                SealProblem(str(since), None, "seal", f"no journal of the checkpoint's {origin}")
+                Problem(str(since), None, "seal", f"no journal of the checkpoint's {origin}")
             )
         for journal in matches:
             for p in verify_since(journal, data, verifiers=verifiers, verification_key=vk):
-                report.problems.append(
-                    SealProblem(p.path, p.line, "seal", f"{p.kind}: {p.message}")
-                )
+                report.problems.append(Problem(p.path, p.line, "seal", f"{p.kind}: {p.message}"))
