@@ -321,7 +321,7 @@ def test_several_deleted_entries_are_named_as_one_gap(tmp_path: Path) -> None:
 
 def test_verify_waits_for_a_csv_batch_being_appended(tmp_path: Path) -> None:
     path = tmp_path / "audit_log.csv"
-    handler = CsvHandler(path, chain=True)
+    handler = CsvHandler(directory=tmp_path, chain=True)
     handler.handle_batch([record(i) for i in range(3)])
     handler.close()
     whole = path.read_bytes()

@@ -204,9 +204,11 @@ def test_a_folder_is_searched_for_journals_arrays_and_chained_csv(
     rec = logging.LogRecord("ui", logging.INFO, __file__, 1, "m", None, None)
     rec.__dict__["action_type"] = "pause"
     for handler in (
-        JsonArrayHandler(tmp_path / "runs" / "audit_log.json"),
-        CsvHandler(tmp_path / "runs" / "audit_log.csv", chain=True),
-        CsvHandler(tmp_path / "runs" / "plain.csv"),  # not chained: not a log to verify
+        JsonArrayHandler(directory=tmp_path / "runs"),
+        CsvHandler(directory=tmp_path / "runs", chain=True),
+        CsvHandler(
+            directory=tmp_path / "runs", filename="plain.csv"
+        ),  # not chained: not a log to verify
     ):
         handler.handle_batch([rec, rec])
         handler.close()

@@ -70,7 +70,7 @@ def test_verify_checks_the_action_log_in_the_bucket_too(
     from audit_logging import JsonArrayHandler
 
     array = tmp_path / "audit_log.json"
-    logger.addHandler(JsonArrayHandler(array))
+    logger.addHandler(JsonArrayHandler(directory=tmp_path))
     for i in range(3):
         logger.info("a", extra={"action_type": "train", "details": {"i": i}})
     blob = gcs_bucket.blob("gpu-8/run-1/audit_log.json")

@@ -95,7 +95,7 @@ def test_torn_last_row_is_never_glued_to(tmp_path: Path, handler: CsvHandler) ->
     handler.close()
     with open(path, "ab") as fh:  # a writer killed inside the quoted details cell
         fh.write(b'2026-05-27T14:30:00.000000Z,tag_add,success,"{""tag_name"": ""de')
-    again = CsvHandler(path)
+    again = CsvHandler(directory=tmp_path)
     again.handle_batch([record("resume"), record("tag_remove")])
     again.close()
     rows = read_rows(path)
@@ -130,11 +130,11 @@ def test_queue_handler_feeds_both_writers_from_dictconfig(tmp_path: Path) -> Non
             "handlers": {
                 "actions": {
                     "class": "audit_logging.writers.json_array.JsonArrayHandler",
-                    "path": str(tmp_path / "audit_log.json"),
+                    "directory": str(tmp_path),
                 },
                 "sheet": {
                     "class": "audit_logging.writers.csv.CsvHandler",
-                    "path": str(tmp_path / "audit_log.csv"),
+                    "directory": str(tmp_path),
                 },
                 "audit": {
                     "class": "audit_logging.AuditQueueHandler",

@@ -118,7 +118,7 @@ def test_array_is_copied_under_its_writers_lock(
     gcs_server: GcsServer, gcs_bucket: Any, tmp_path: Path, logger: logging.Logger
 ) -> None:
     array = tmp_path / "audit_log.json"
-    writer = JsonArrayHandler(array)
+    writer = JsonArrayHandler(directory=tmp_path)
     logger.addHandler(writer)
     for i in range(3):
         logger.info("x", extra={"action_type": "train", "details": {"i": i}})
@@ -147,7 +147,7 @@ def test_between_syncs_only_whole_csv_rows_are_sent(
     gcs_server: GcsServer, gcs_bucket: Any, tmp_path: Path, logger: logging.Logger
 ) -> None:
     sheet = tmp_path / "audit_log.csv"
-    logger.addHandler(CsvHandler(sheet))
+    logger.addHandler(CsvHandler(directory=tmp_path))
     logger.info("x", extra={"action_type": "train", "details": {"i": 0}})
     h = make(gcs_server, gcs_bucket, tmp_path)
     assert h._sync(final=False, deadline=None)  # everything sent

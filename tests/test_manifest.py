@@ -34,7 +34,7 @@ def folder(tmp_path: Path, logger: logging.Logger) -> Path:
     """A default output folder: journal (sealed), five-column CSV (two batches), two warnings."""
     out = tmp_path / "run"
     jsonl = JsonlHandler(directory=out)
-    sheet = CsvHandler(path=out / "audit_log.csv")
+    sheet = CsvHandler(directory=out)
     warnings = WarningFileHandler(directory=out / "warnings")
     for handler in (jsonl, sheet, warnings):
         logger.addHandler(handler)

@@ -156,8 +156,10 @@ def test_every_file_writer_takes_redact_and_secret_keys(tmp_path: Path) -> None:
     record = logging.LogRecord("t", logging.INFO, "", 0, "m", None, None)
     record.action_type = "login"
     record.details = {"api_key": "k-1", "session_cookie": "c-1"}
-    plain_csv = CsvHandler(tmp_path / "plain.csv", redact=False)
-    custom_json = JsonArrayHandler(tmp_path / "custom.json", secret_keys=("session_cookie",))
+    plain_csv = CsvHandler(directory=tmp_path, filename="plain.csv", redact=False)
+    custom_json = JsonArrayHandler(
+        directory=tmp_path, filename="custom.json", secret_keys=("session_cookie",)
+    )
     for handler in (plain_csv, custom_json):
         handler.handle(record)
         handler.close()

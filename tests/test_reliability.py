@@ -424,7 +424,7 @@ def test_every_writer_writes_its_failed_records_on_flush(
 
     blocked = tmp_path / "out"
     blocked.write_text("a file where the folder should be")
-    sheet = CsvHandler(path=blocked / "audit_log.csv")
+    sheet = CsvHandler(directory=blocked)
     warnings = WarningFileHandler(directory=blocked / "warnings")
     for writer in (sheet, warnings):
         logger.addHandler(writer)
