@@ -1,4 +1,4 @@
-"""Reading audit logs back from a ``gs://`` bucket: list, open, stream, spool.
+"""Reading audit logs back from a ``gs://`` bucket: list, open, stream.
 
 Moved here from the GCS mirror writer: readers never import a writer. Needs
 the ``gcs`` extra (``pip install "audit-logging[gcs]"``), imported lazily.
@@ -7,13 +7,13 @@ the ``gcs`` extra (``pip install "audit-logging[gcs]"``), imported lazily.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any, Final, cast
+from typing import IO, Any, cast
+
+from audit_logging._optional import require
+from audit_logging.bucket_layout import OLD_TMP_MARK
 
 __all__ = [
     "GcsObject",
@@ -21,19 +21,16 @@ __all__ = [
     "list_gcs_objects",
     "open_gcs_object",
     "parse_gcs_url",
-    "relative_name",
-    "spool",
 ]
-
-#: The mark of a temporary object of an append in progress (the mirror's naming).
-TMP_MARK: Final = ".gcs-sync-tmp."
 
 
 def _require_gcs() -> None:
-    if importlib.util.find_spec("google.cloud.storage") is None:
-        raise ImportError(
-            'reading gs:// needs google-cloud-storage: pip install "audit-logging[gcs]"'
-        )
+    require(
+        "google.cloud.storage",
+        extra="gcs",
+        package="google-cloud-storage",
+        feature="Reading logs from gs://",
+    )
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ def list_gcs_objects(
     found = []
     for blob in client.list_blobs(bucket, prefix=prefix or None, timeout=timeout):
         name = blob.name
-        if TMP_MARK in name or name.endswith("/"):
+        if OLD_TMP_MARK in name or name.endswith("/"):
             continue
         whole_components = prefix and name != prefix and not prefix.endswith("/")
         if whole_components and not name.startswith(prefix + "/"):
@@ -125,30 +122,3 @@ def iter_gcs_lines(
     for obj in list_gcs_objects(url, client=client, suffixes=suffixes):
         with contextlib.closing(open_gcs_object(obj, client=client)) as raw:
             yield from io.TextIOWrapper(cast(Any, raw), encoding, newline="\n")
-
-
-def spool(url: str, cache: Path, *, client: Any = None) -> list[tuple[GcsObject, Path]]:
-    """Copy every object under ``url`` to ``cache/bucket/name``, streamed in 1 MiB pieces.
-
-    The same readers then serve local and remote logs. Returns ``(object, local copy)``.
-    """
-    client = _default_client(client)
-    copies = []
-    for obj in list_gcs_objects(url, client=client):
-        target = cache / obj.bucket / obj.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        stream = open_gcs_object(obj, client=client)
-        with contextlib.closing(stream), target.open("wb") as fh:
-            while chunk := stream.read(1 << 20):
-                fh.write(chunk)
-        copies.append((obj, target))
-    return copies
-
-
-def relative_name(obj: GcsObject, url: str) -> str:
-    """``obj``'s name relative to the prefix of ``url``."""
-    _, prefix = parse_gcs_url(url)
-    name = obj.name
-    if prefix and name.startswith(prefix):
-        name = name[len(prefix) :].lstrip("/")
-    return name or os.path.basename(obj.name)
