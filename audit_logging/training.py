@@ -88,7 +88,6 @@ from audit_logging.detect import Issue, IssueDetector
 from audit_logging.detect_common import FLAGGED
 from audit_logging.probes.git import check_git
 from audit_logging.training_endings import EARLY_STOP, RunEndings
-from audit_logging.training_events import RunEvents
 from audit_logging.training_files import DatasetInfo, file_sha256, scan_csv
 from audit_logging.training_summary import FOLD, Summary
 
@@ -116,7 +115,7 @@ def _git_facts(path: str | os.PathLike[str], warn_logger: logging.Logger | None)
     return {"git_commit": status.commit, "git_branch": status.branch, "git_dirty": status.dirty}
 
 
-class TrainingRun(RunEndings, RunEvents):
+class TrainingRun(RunEndings):
     """A context manager logging the journal events of one training run.
 
     Parameters:

@@ -15,7 +15,7 @@ from typing import Any
 
 from audit_logging import hooks, schema
 from audit_logging.detect import Issue, fmt
-from audit_logging.training_events import describe_error
+from audit_logging.training_events import RunEvents, describe_error
 
 __all__ = ["EARLY_STOP", "RunEndings"]
 
@@ -36,11 +36,10 @@ _INTERRUPTED_RECOMMENDATION = (
 _PER_RANK_ENDINGS = frozenset({"failed", "interrupted", "terminated", "exited"})
 
 
-class RunEndings:
-    """The closing of :class:`~audit_logging.training.TrainingRun`."""
+class RunEndings(RunEvents):
+    """The closing of :class:`~audit_logging.training.TrainingRun` (on top of its events)."""
 
     logger: logging.Logger
-    dataset_name: str | None
     model: str | None
     git_commit: str | None
     ending: str | None
@@ -57,21 +56,6 @@ class RunEndings:
         raise NotImplementedError
 
     def _run_facts(self, ending: str) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _log(
-        self,
-        level: int,
-        message: str,
-        event: str,
-        decision: str | None = None,
-        reasoning: str | None = None,
-        metrics: dict[str, Any] | None = None,
-        args: tuple[Any, ...] = (),
-        *,
-        per_rank: bool = False,
-        **kwargs: Any,
-    ) -> None:
         raise NotImplementedError
 
     def _warn(
